@@ -1,0 +1,10 @@
+"""Imports that moved between the Airflow 3 versions MWAA runs (3.0.6 to 3.3.x)."""
+
+from __future__ import annotations
+
+try:  # Airflow 3.2+: exceptions live in the task SDK.
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+except ImportError:  # pragma: no cover - Airflow 3.0 / 3.1
+    from airflow.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+
+__all__ = ["AirflowException", "AirflowFailException", "AirflowSensorTimeout"]

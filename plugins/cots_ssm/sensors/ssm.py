@@ -1,0 +1,214 @@
+"""Wait, without holding a worker slot, until every instance of a fleet run has finished."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from botocore.exceptions import ClientError
+
+from cots_ssm import validation
+from cots_ssm.compat import AirflowException, AirflowFailException, AirflowSensorTimeout
+from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SsmFleetHook, is_transient
+from cots_ssm.links.ssm import SsmRunCommandLink
+from cots_ssm.status import (
+    CommandSummary,
+    FailureTolerance,
+    FleetVerdict,
+    InvocationResult,
+    Outcome,
+    fleet_verdict,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: At most this many failed instances get their full output read with GetCommandInvocation.
+MAX_OUTPUT_FETCHES = 50
+
+
+class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
+    """Watch every invocation of one or more SSM commands until the fleet verdict is known.
+
+    Each poke reads all pages of every command, logs one progress line and the instances that
+    finished since the previous poke, and pushes the per-instance result table to XCom (key
+    ``results``). It succeeds when every instance has finished within the failure tolerance and
+    fails, as soon as the tolerance is exceeded, with every failed instance named with its status
+    details, exit code and the end of its stderr. Throttling, 5xx and connection errors are retried
+    within a poke; an empty or partial invocation list right after sending means "not yet". On
+    timeout and on kill it cancels what is still running.
+
+    :param command_ids: the command ids to watch (e.g. ``run.output["command_ids"]``).
+    :param max_failed_instances: failed instances tolerated, a number or a percentage (default: 0).
+    :param poke_interval: seconds between pokes; templated (default: 60).
+    :param mode: ``reschedule`` (default) frees the worker slot between pokes.
+    :param max_consecutive_api_errors: transient AWS errors in a row a poke absorbs before it
+        fails (default: 5).
+    :param cancel_on_timeout: cancel the commands still running when the sensor times out or is
+        killed (default: True).
+    :param output_tail_lines: lines of stdout/stderr kept per instance in the table (default: 20).
+    :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
+    """
+
+    aws_hook_class = SsmFleetHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "command_ids", "max_failed_instances", "poke_interval_seconds"
+    )
+    operator_extra_links = (SsmRunCommandLink(),)
+    ui_color = "#fbe38b"
+
+    def __init__(
+        self,
+        *,
+        command_ids: Sequence[str] | str,
+        max_failed_instances: int | str = 0,
+        poke_interval: float | str = 60,
+        mode: str = "reschedule",
+        max_consecutive_api_errors: int = 5,
+        cancel_on_timeout: bool = True,
+        output_tail_lines: int = 20,
+        botocore_config: dict | None = None,
+        **kwargs: Any,
+    ):
+        numeric = isinstance(poke_interval, (int, float)) and not isinstance(poke_interval, bool)
+        super().__init__(
+            poke_interval=poke_interval if numeric else 60,
+            mode=mode,
+            botocore_config=botocore_config or DEFAULT_BOTOCORE_CONFIG,
+            **kwargs,
+        )
+        self.command_ids = command_ids
+        self.max_failed_instances = max_failed_instances
+        self.poke_interval_seconds = poke_interval
+        self.max_consecutive_api_errors = max_consecutive_api_errors
+        self.cancel_on_timeout = cancel_on_timeout
+        self.output_tail_lines = output_tail_lines
+
+    # -- rendering ---------------------------------------------------------------------------------------
+    def _command_id_list(self) -> list[str]:
+        ids = validation.from_template(self.command_ids)
+        ids = [ids] if isinstance(ids, str) else list(ids or ())
+        if not ids or not all(isinstance(i, str) and i for i in ids):
+            raise validation.InvalidParameterError(
+                "command_ids", self.command_ids, "give the command ids to watch"
+            )
+        return ids
+
+    def _prepare(self) -> None:
+        try:
+            self.poke_interval = float(
+                validation.integer_in_range("poke_interval", self.poke_interval_seconds, 1, 86_400)
+            )
+            self.tolerance = FailureTolerance.parse(self.max_failed_instances)
+            self.watched = self._command_id_list()
+        except validation.InvalidParameterError as error:
+            raise AirflowFailException(f"Task {self.task_id}: {error}") from None
+
+    def execute(self, context: Context) -> Any:
+        self._prepare()
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout:
+            if self.cancel_on_timeout:
+                self.cancel_running("the sensor timed out")
+            raise
+
+    def on_kill(self) -> None:
+        if self.cancel_on_timeout and getattr(self, "watched", None):
+            self.cancel_running("the task was killed")
+
+    # -- reading SSM ---------------------------------------------------------------------------------------
+    def _with_retries(self, what: str, call, *args, **kwargs):
+        """Absorb throttling, 5xx and connection errors, up to ``max_consecutive_api_errors`` in a row."""
+        for attempt in range(1, self.max_consecutive_api_errors + 1):
+            try:
+                return call(*args, **kwargs)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                if attempt == self.max_consecutive_api_errors:
+                    raise AirflowException(
+                        f"{what}: {attempt} transient AWS errors in a row, last: {error}"
+                    ) from error
+                delay = min(2 ** (attempt - 1), 10)
+                self.log.warning(
+                    "%s: transient AWS error (%s), attempt %s; retrying in %ss", what, error, attempt, delay
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def read_verdict(self) -> FleetVerdict:
+        """List every page of every watched command and turn it into a fleet verdict."""
+        commands = self._with_retries("ListCommands", self.hook.get_commands, self.watched)
+        invocations: list[InvocationResult] = []
+        for command_id in self.watched:
+            items = self._with_retries(
+                f"ListCommandInvocations {command_id}", self.hook.list_invocations, command_id
+            )
+            invocations += [InvocationResult.from_api(i) for i in items]
+        summaries = [CommandSummary.from_api(c) for c in commands]
+        return fleet_verdict(summaries, invocations, self.tolerance)
+
+    def _with_full_output(self, verdict: FleetVerdict) -> FleetVerdict:
+        """Read stdout/stderr of failed instances in full (8,000 chars of stderr, not 2,500 in all)."""
+        enriched = []
+        fetched = 0
+        for invocation in verdict.invocations:
+            if invocation.failed and fetched < MAX_OUTPUT_FETCHES:
+                fetched += 1
+                try:
+                    answer = self._with_retries(
+                        f"GetCommandInvocation {invocation.instance_id}",
+                        self.hook.get_invocation,
+                        invocation.command_id,
+                        invocation.instance_id,
+                    )
+                    invocation = invocation.with_full_output(answer)
+                except (ClientError, AirflowException) as error:
+                    self.log.warning("Could not read the output of %s: %s", invocation.instance_id, error)
+            enriched.append(invocation)
+        return FleetVerdict(
+            verdict.outcome, verdict.expected, verdict.allowed_failures, tuple(enriched), verdict.problems
+        )
+
+    # -- poking --------------------------------------------------------------------------------------------
+    def _log_newly_finished(self, verdict: FleetVerdict) -> None:
+        since = datetime.now(UTC) - timedelta(seconds=self.poke_interval)
+        for invocation in verdict.finished:
+            if invocation.finished_at is None or invocation.finished_at >= since:
+                self.log.info("Finished: %s", invocation.describe())
+
+    def poke(self, context: Context) -> bool:
+        verdict = self.read_verdict()
+        self.log.info("%s", verdict.progress_line())
+        self._log_newly_finished(verdict)
+        if verdict.outcome is Outcome.RUNNING:
+            return False
+        if verdict.failed or verdict.problems:
+            verdict = self._with_full_output(verdict)
+        context["ti"].xcom_push(key="results", value=verdict.table(tail_lines=self.output_tail_lines))
+        if verdict.outcome is Outcome.FAILED:
+            raise AirflowFailException(f"SSM fleet run failed: {verdict.failure_summary()}")
+        self.log.info(
+            "All %s invocation(s) finished; %s failed (at most %s tolerated)",
+            verdict.expected,
+            len(verdict.failed),
+            verdict.allowed_failures,
+        )
+        return True
+
+    # -- cancelling ----------------------------------------------------------------------------------------
+    def cancel_running(self, reason: str) -> list[str]:
+        """Cancel every watched command that is still running; returns the ids cancelled."""
+        try:
+            cancelled = self.hook.cancel_running(self.watched)
+        except Exception as error:
+            self.log.error("Could not cancel commands %s (%s): %s", self.watched, reason, error)
+            return []
+        for command_id in cancelled:
+            self.log.warning("Cancelled command %s because %s", command_id, reason)
+        return cancelled

@@ -1,0 +1,425 @@
+"""The SSM Run Command status model and the fleet verdict.
+
+Pure Python with no Airflow import: the operator, the sensor, the notifier and the DAG all read
+statuses through this module, so every SSM status and status detail is spelled here and only here.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    """``Status`` of a command invocation (and of a command, which never reports ``Delayed``)."""
+
+    PENDING = "Pending"
+    IN_PROGRESS = "InProgress"
+    DELAYED = "Delayed"
+    SUCCESS = "Success"
+    CANCELLED = "Cancelled"
+    TIMED_OUT = "TimedOut"
+    FAILED = "Failed"
+    CANCELLING = "Cancelling"
+
+
+class StatusDetails(enum.StrEnum):
+    """``StatusDetails`` of an invocation or a command: finer than :class:`Status`."""
+
+    PENDING = "Pending"
+    IN_PROGRESS = "In Progress"
+    DELAYED = "Delayed"
+    SUCCESS = "Success"
+    DELIVERY_TIMED_OUT = "Delivery Timed Out"
+    EXECUTION_TIMED_OUT = "Execution Timed Out"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    UNDELIVERABLE = "Undeliverable"
+    TERMINATED = "Terminated"
+    INVALID_PLATFORM = "Invalid Platform"
+    ACCESS_DENIED = "Access Denied"
+    # Command level only.
+    INCOMPLETE = "Incomplete"
+    RATE_EXCEEDED = "Rate Exceeded"
+    NO_INSTANCES_IN_TAG = "No Instances In Tag"
+
+
+RUNNING_STATUSES = frozenset({Status.PENDING, Status.IN_PROGRESS, Status.DELAYED, Status.CANCELLING})
+SUCCESS_STATUSES = frozenset({Status.SUCCESS})
+FAILURE_STATUSES = frozenset({Status.CANCELLED, Status.TIMED_OUT, Status.FAILED})
+
+#: What a support engineer should read for each status detail (used in errors and alerts).
+DETAIL_EXPLANATIONS: Mapping[StatusDetails, str] = {
+    StatusDetails.PENDING: "not sent to the instance yet",
+    StatusDetails.IN_PROGRESS: "running on the instance",
+    StatusDetails.DELAYED: "could not be sent yet; SSM retries",
+    StatusDetails.SUCCESS: "exit code 0",
+    StatusDetails.DELIVERY_TIMED_OUT: "never started: the instance did not pick the command up in time "
+    "(agent offline or instance stopped?)",
+    StatusDetails.EXECUTION_TIMED_OUT: "killed after the execution timeout",
+    StatusDetails.FAILED: "the script exited with a non-zero code",
+    StatusDetails.CANCELLED: "cancelled before it finished",
+    StatusDetails.UNDELIVERABLE: "could not be delivered: the instance does not exist or does not respond",
+    StatusDetails.TERMINATED: "not run: the command reached its MaxErrors and SSM cancelled the rest",
+    StatusDetails.INVALID_PLATFORM: "the document does not support this instance's platform",
+    StatusDetails.ACCESS_DENIED: "the instance's role may not run this command",
+    StatusDetails.INCOMPLETE: "not every invocation succeeded",
+    StatusDetails.RATE_EXCEEDED: "cancelled by SSM: too many pending invocations in the account",
+    StatusDetails.NO_INSTANCES_IN_TAG: "no instance matched the target tags",
+}
+
+
+def parse_status(value: str) -> Status:
+    """Return the :class:`Status` spelled ``value``, or raise ``ValueError`` naming it."""
+    try:
+        return Status(value)
+    except ValueError:
+        raise ValueError(
+            f"unknown SSM status {value!r}; expected one of {[s.value for s in Status]}"
+        ) from None
+
+
+def is_running(status: Status) -> bool:
+    return status in RUNNING_STATUSES
+
+
+def is_success(status: Status) -> bool:
+    return status in SUCCESS_STATUSES
+
+
+def is_failure(status: Status) -> bool:
+    return status in FAILURE_STATUSES
+
+
+def explain(details: str) -> str:
+    """Say in words what a status detail means; unknown details are returned as they are."""
+    try:
+        return DETAIL_EXPLANATIONS[StatusDetails(details)]
+    except ValueError:
+        return details
+
+
+def tail(text: str | None, *, lines: int = 20, chars: int = 2000) -> str:
+    """Return the last ``lines`` lines of ``text``, at most ``chars`` characters."""
+    if not text:
+        return ""
+    kept = "\n".join(text.rstrip("\n").splitlines()[-lines:])
+    return kept[-chars:]
+
+
+# Details=True output of ListCommandInvocations joins stdout and stderr with this marker.
+_ERROR_MARKER = re.compile(r"\n?-{5,}ERROR-{5,}\n?")
+
+
+def split_plugin_output(output: str | None) -> tuple[str, str]:
+    """Split a ``CommandPlugins[].Output`` (at most 2,500 chars) into its stdout and stderr parts."""
+    if not output:
+        return "", ""
+    parts = _ERROR_MARKER.split(output, maxsplit=1)
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """What one instance did for one command.
+
+    :param command_id: the SSM command id.
+    :param instance_id: the managed instance the invocation ran on.
+    :param status: the invocation :class:`Status`.
+    :param status_details: the invocation ``StatusDetails`` as SSM spells it.
+    :param exit_code: the script's exit code (``ResponseCode``); ``None`` while not finished.
+    :param instance_name: the instance's computer name, when SSM gives it.
+    :param requested_at: when SSM accepted the command for this instance.
+    :param started_at: when the script started on the instance.
+    :param finished_at: when the script ended.
+    :param stdout: the end of standard output that SSM returned.
+    :param stderr: the end of standard error that SSM returned.
+    :param stdout_url: the S3 URL of the full standard output, if S3 output is on.
+    :param stderr_url: the S3 URL of the full standard error, if S3 output is on.
+    """
+
+    command_id: str
+    instance_id: str
+    status: Status
+    status_details: str
+    exit_code: int | None = None
+    instance_name: str = ""
+    requested_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_url: str = ""
+    stderr_url: str = ""
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> InvocationResult:
+        """Build from one ``CommandInvocations`` item of ListCommandInvocations (``Details`` on or off)."""
+        plugins = item.get("CommandPlugins") or [{}]
+        plugin = plugins[-1]
+        stdout, stderr = split_plugin_output(plugin.get("Output"))
+        code = plugin.get("ResponseCode")
+        status = parse_status(item["Status"])
+        return cls(
+            command_id=item["CommandId"],
+            instance_id=item["InstanceId"],
+            status=status,
+            status_details=item.get("StatusDetails") or status.value,
+            exit_code=None if code is None or is_running(status) else int(code),
+            instance_name=item.get("InstanceName") or "",
+            requested_at=item.get("RequestedDateTime"),
+            started_at=plugin.get("ResponseStartDateTime"),
+            finished_at=plugin.get("ResponseFinishDateTime"),
+            stdout=stdout,
+            stderr=stderr,
+            stdout_url=item.get("StandardOutputUrl") or plugin.get("StandardOutputUrl") or "",
+            stderr_url=item.get("StandardErrorUrl") or plugin.get("StandardErrorUrl") or "",
+        )
+
+    def with_full_output(self, invocation: Mapping[str, Any]) -> InvocationResult:
+        """Take the longer outputs of a GetCommandInvocation answer (24,000 / 8,000 chars)."""
+        code = invocation.get("ResponseCode")
+        return replace(
+            self,
+            stdout=invocation.get("StandardOutputContent") or self.stdout,
+            stderr=invocation.get("StandardErrorContent") or self.stderr,
+            exit_code=self.exit_code if self.exit_code is not None or not self.finished else code,
+        )
+
+    @property
+    def finished(self) -> bool:
+        return not is_running(self.status)
+
+    @property
+    def failed(self) -> bool:
+        return is_failure(self.status)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, (self.finished_at - self.started_at).total_seconds())
+
+    def describe(self) -> str:
+        """One line: instance, status, details, exit code and what the details mean."""
+        name = f" ({self.instance_name})" if self.instance_name else ""
+        code = "" if self.exit_code is None else f", exit code {self.exit_code}"
+        return (
+            f"{self.instance_id}{name}: {self.status.value} ({self.status_details}){code}"
+            f" - {explain(self.status_details)} [command {self.command_id}]"
+        )
+
+    def as_row(self, *, tail_lines: int = 20) -> dict[str, Any]:
+        """A JSON-serialisable row of the per-instance result table."""
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "instance_id": self.instance_id,
+            "instance_name": self.instance_name,
+            "command_id": self.command_id,
+            "status": self.status.value,
+            "status_details": self.status_details,
+            "exit_code": self.exit_code,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "duration_seconds": self.duration_seconds,
+            "stdout_tail": tail(self.stdout, lines=tail_lines),
+            "stderr_tail": tail(self.stderr, lines=tail_lines),
+            "stdout_url": self.stdout_url,
+            "stderr_url": self.stderr_url,
+        }
+
+
+@dataclass(frozen=True)
+class CommandSummary:
+    """What SSM says of one command as a whole.
+
+    :param command_id: the SSM command id.
+    :param status: the command :class:`Status`.
+    :param status_details: the command ``StatusDetails``.
+    :param target_count: how many instances SSM resolved the command to (0 until it knows).
+    :param instance_ids: the instance ids the command was sent to (empty for tag targets).
+    """
+
+    command_id: str
+    status: Status
+    status_details: str
+    target_count: int = 0
+    instance_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def from_api(cls, command: Mapping[str, Any]) -> CommandSummary:
+        """Build from a ``Command`` of SendCommand or ListCommands."""
+        status = parse_status(command["Status"])
+        return cls(
+            command_id=command["CommandId"],
+            status=status,
+            status_details=command.get("StatusDetails") or status.value,
+            target_count=int(command.get("TargetCount") or 0),
+            instance_ids=tuple(command.get("InstanceIds") or ()),
+        )
+
+    @property
+    def expected_count(self) -> int:
+        return max(self.target_count, len(self.instance_ids))
+
+
+_TOLERANCE = re.compile(r"^(?P<number>\d+)(?P<percent>%?)$")
+
+
+@dataclass(frozen=True)
+class FailureTolerance:
+    """How many failed instances a fleet run may have and still succeed.
+
+    :param count: an absolute number of instances, or a percentage of the fleet when ``percent``.
+    :param percent: whether ``count`` is a percentage (0-100).
+    """
+
+    count: int = 0
+    percent: bool = False
+
+    @classmethod
+    def parse(cls, value: int | str | FailureTolerance, *, field_name: str = "max_failed_instances"):
+        """Read ``3``, ``"3"`` or ``"10%"``; raise ``ValueError`` naming the field and the value."""
+        if isinstance(value, FailureTolerance):
+            return value
+        match = _TOLERANCE.match(str(value).strip()) if not isinstance(value, bool) else None
+        if match is None or (match["percent"] and int(match["number"]) > 100):
+            raise ValueError(
+                f"{field_name}={value!r} is invalid: give a number of instances (0 or more) "
+                "or a percentage from 0% to 100%"
+            )
+        return cls(count=int(match["number"]), percent=bool(match["percent"]))
+
+    def allowed(self, fleet_size: int) -> int:
+        """How many failures are tolerated in a fleet of ``fleet_size`` instances."""
+        if self.percent:
+            return math.floor(fleet_size * self.count / 100)
+        return self.count
+
+    def __str__(self) -> str:
+        return f"{self.count}%" if self.percent else str(self.count)
+
+
+class Outcome(enum.StrEnum):
+    """The verdict over a whole fleet."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FleetVerdict:
+    """The state of every invocation of one or more commands, and what it adds up to.
+
+    :param outcome: running, succeeded or failed.
+    :param expected: how many invocations the commands will have in all.
+    :param allowed_failures: how many failed invocations are tolerated.
+    :param invocations: the invocations seen so far, one per command and instance.
+    :param problems: command-level failures that no invocation shows (e.g. no instance in the tag).
+    """
+
+    outcome: Outcome
+    expected: int
+    allowed_failures: int
+    invocations: tuple[InvocationResult, ...] = ()
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def failed(self) -> tuple[InvocationResult, ...]:
+        return tuple(i for i in self.invocations if i.failed)
+
+    @property
+    def finished(self) -> tuple[InvocationResult, ...]:
+        return tuple(i for i in self.invocations if i.finished)
+
+    @property
+    def running(self) -> tuple[InvocationResult, ...]:
+        return tuple(i for i in self.invocations if not i.finished)
+
+    def progress_line(self) -> str:
+        """E.g. ``37/120 done: 35 Success, 2 Failed; 80 InProgress, 3 not listed yet``."""
+
+        def counted(items: Iterable[InvocationResult]) -> str:
+            counts = Counter(i.status.value for i in items)
+            return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+        done = self.finished
+        line = f"{len(done)}/{self.expected} done"
+        if done:
+            line += f": {counted(done)}"
+        waiting = [counted(self.running)] if self.running else []
+        unseen = self.expected - len(self.invocations)
+        if unseen > 0:
+            waiting.append(f"{unseen} not listed yet")
+        return line + (f"; {', '.join(waiting)}" if waiting else "")
+
+    def failure_summary(self, *, stderr_lines: int = 5) -> str:
+        """Every failed instance with its status, details, exit code and the end of its stderr."""
+        lines = [
+            f"{len(self.failed)} of {self.expected} instance(s) failed "
+            f"(at most {self.allowed_failures} tolerated); {self.progress_line()}"
+        ]
+        lines.extend(f"command problem: {problem}" for problem in self.problems)
+        for invocation in self.failed:
+            lines.append(f"- {invocation.describe()}")
+            stderr = tail(invocation.stderr, lines=stderr_lines)
+            if stderr:
+                lines.extend(f"    stderr| {line}" for line in stderr.splitlines())
+        return "\n".join(lines)
+
+    def table(self, *, tail_lines: int = 20) -> list[dict[str, Any]]:
+        """The per-instance result table (JSON-serialisable), sorted by instance id."""
+        ordered = sorted(self.invocations, key=lambda i: (i.instance_id, i.command_id))
+        return [i.as_row(tail_lines=tail_lines) for i in ordered]
+
+
+def _command_problem(command: CommandSummary, seen: int) -> str | None:
+    """A finished command that will never list an invocation is a failure no instance shows."""
+    if is_running(command.status) or seen or command.expected_count:
+        return None
+    return (
+        f"command {command.command_id} ended {command.status.value} ({command.status_details}) "
+        f"with no invocation - {explain(command.status_details)}"
+    )
+
+
+def fleet_verdict(
+    commands: Sequence[CommandSummary],
+    invocations: Iterable[InvocationResult],
+    tolerance: FailureTolerance | int | str = 0,
+) -> FleetVerdict:
+    """Turn every invocation seen so far into one verdict over the fleet.
+
+    An invocation list that is empty or shorter than the commands' target count (as right after
+    SendCommand) means "not yet", never success.
+    """
+    tolerance = FailureTolerance.parse(tolerance)
+    unique = {(i.command_id, i.instance_id): i for i in invocations}
+    seen = tuple(unique.values())
+    per_command = Counter(i.command_id for i in seen)
+    expected = sum(max(c.expected_count, per_command[c.command_id]) for c in commands)
+    problems = tuple(p for c in commands if (p := _command_problem(c, per_command[c.command_id])))
+    allowed = tolerance.allowed(expected)
+    failures = sum(1 for i in seen if i.failed) + len(problems)
+    if failures > allowed or (problems and not expected):
+        outcome = Outcome.FAILED
+    elif (
+        not commands
+        or len(seen) < expected
+        or any(not i.finished for i in seen)
+        or any(is_running(c.status) for c in commands)
+    ):
+        outcome = Outcome.RUNNING
+    else:
+        outcome = Outcome.SUCCEEDED
+    return FleetVerdict(outcome, expected, allowed, seen, problems)
