@@ -50,6 +50,14 @@ class StatusDetails(enum.StrEnum):
     NO_INSTANCES_IN_TAG = "No Instances In Tag"
 
 
+class PingStatus(enum.StrEnum):
+    """``PingStatus`` of a managed instance (DescribeInstanceInformation)."""
+
+    ONLINE = "Online"
+    CONNECTION_LOST = "ConnectionLost"
+    INACTIVE = "Inactive"
+
+
 RUNNING_STATUSES = frozenset({Status.PENDING, Status.IN_PROGRESS, Status.DELAYED, Status.CANCELLING})
 SUCCESS_STATUSES = frozenset({Status.SUCCESS})
 FAILURE_STATUSES = frozenset({Status.CANCELLED, Status.TIMED_OUT, Status.FAILED})
@@ -376,6 +384,18 @@ class FleetVerdict:
             if stderr:
                 lines.extend(f"    stderr| {line}" for line in stderr.splitlines())
         return "\n".join(lines)
+
+    def summary(self) -> dict[str, Any]:
+        """The verdict in a few JSON-serialisable numbers (for XCom and reports)."""
+        return {
+            "outcome": self.outcome.value,
+            "expected": self.expected,
+            "finished": len(self.finished),
+            "failed": len(self.failed),
+            "allowed_failures": self.allowed_failures,
+            "progress": self.progress_line(),
+            "problems": list(self.problems),
+        }
 
     def table(self, *, tail_lines: int = 20) -> list[dict[str, Any]]:
         """The per-instance result table (JSON-serialisable), sorted by instance id."""

@@ -15,7 +15,7 @@ from cots_ssm.compat import AirflowFailException
 from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SsmFleetHook, is_transient
 from cots_ssm.links.ssm import CloudWatchOutputLink, SsmRunCommandLink, log_group_fragment
 from cots_ssm.plan import TOKEN_CHARS, CommandChunk, plan_chunks, run_digest, sent_chunks
-from cots_ssm.status import Status, parse_status
+from cots_ssm.status import PingStatus, Status, parse_status
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,7 +24,44 @@ SHELL_DOCUMENTS = frozenset({"AWS-RunShellScript"})
 NOT_ADOPTABLE = frozenset({Status.CANCELLED, Status.CANCELLING})
 
 
-class SsmRunCommandOperator(AwsBaseOperator[SsmFleetHook]):
+class _FleetTargetsMixin:
+    """Targets of a fleet run: exactly one of ``instance_ids`` / ``target_tags``, checked and resolved."""
+
+    instance_ids: Any
+    target_tags: Any
+    preflight: bool
+    hook: SsmFleetHook
+
+    def _targets(self) -> tuple[list[str] | None, dict[str, list[str]] | None]:
+        ids, tags = validation.from_template(self.instance_ids), validation.from_template(self.target_tags)
+        validation.exactly_one_target(ids, tags)
+        if ids:
+            return validation.instance_ids(ids), None
+        return None, validation.target_tags(tags)
+
+    def resolve_instances(self, ids: list[str] | None, tags: dict[str, list[str]] | None) -> list[str]:
+        """The managed instances the run targets; fails naming any that is unknown or offline."""
+        if not self.preflight and ids:
+            return ids
+        found = {i["InstanceId"]: i for i in self.hook.describe_instances(instance_ids=ids, tags=tags)}
+        if tags and not found:
+            raise AirflowFailException(f"No SSM-managed instance has the tags {tags}: nothing to run on.")
+        problems = [f"{i}: unknown to SSM or not managed" for i in ids or () if i not in found]
+        problems += [
+            f"{i}: PingStatus {info.get('PingStatus')} (last ping {info.get('LastPingDateTime')})"
+            for i, info in sorted(found.items())
+            if info.get("PingStatus") != PingStatus.ONLINE
+        ]
+        if problems and self.preflight:
+            raise AirflowFailException(
+                f"Preflight: {len(problems)} instance(s) cannot run the command; nothing was sent.\n"
+                + "\n".join(f"- {p}" for p in problems)
+                + "\n(set preflight=False to send anyway)"
+            )
+        return ids or sorted(found)
+
+
+class SsmRunCommandOperator(_FleetTargetsMixin, AwsBaseOperator[SsmFleetHook]):
     """Send a command to every instance of a fleet through SSM Run Command, safely.
 
     It validates every AWS limit before any call, checks that the instances are online, splits
@@ -125,13 +162,6 @@ class SsmRunCommandOperator(AwsBaseOperator[SsmFleetHook]):
         self.adopt_existing = adopt_existing
 
     # -- stage 1: everything checked before AWS is called -------------------------------------------
-    def _targets(self) -> tuple[list[str] | None, dict[str, list[str]] | None]:
-        ids, tags = validation.from_template(self.instance_ids), validation.from_template(self.target_tags)
-        validation.exactly_one_target(ids, tags)
-        if ids:
-            return validation.instance_ids(ids), None
-        return None, validation.target_tags(tags)
-
     def _document_parameters(self) -> dict[str, list[str]]:
         params = {k: v if isinstance(v, list) else [str(v)] for k, v in (self.parameters or {}).items()}
         lines = self.commands
@@ -178,28 +208,6 @@ class SsmRunCommandOperator(AwsBaseOperator[SsmFleetHook]):
                 config["CloudWatchLogGroupName"] = group
             kwargs["CloudWatchOutputConfig"] = config
         return kwargs
-
-    # -- stage 2: preflight ------------------------------------------------------------------------------
-    def resolve_instances(self, ids: list[str] | None, tags: dict[str, list[str]] | None) -> list[str]:
-        """The managed instances the run targets; fails naming any that is unknown or offline."""
-        if not self.preflight and ids:
-            return ids
-        found = {i["InstanceId"]: i for i in self.hook.describe_instances(instance_ids=ids, tags=tags)}
-        if tags and not found:
-            raise AirflowFailException(f"No SSM-managed instance has the tags {tags}: nothing to run on.")
-        problems = [f"{i}: unknown to SSM or not managed" for i in ids or () if i not in found]
-        problems += [
-            f"{i}: PingStatus {info.get('PingStatus')} (last ping {info.get('LastPingDateTime')})"
-            for i, info in sorted(found.items())
-            if info.get("PingStatus") != "Online"
-        ]
-        if problems and self.preflight:
-            raise AirflowFailException(
-                f"Preflight: {len(problems)} instance(s) cannot run the command; nothing was sent.\n"
-                + "\n".join(f"- {p}" for p in problems)
-                + "\n(set preflight=False to send anyway)"
-            )
-        return ids or sorted(found)
 
     # -- stage 3: send, or adopt what an earlier try sent ------------------------------------------------
     def _earlier_commands(self, digest: str, context: Context) -> dict[int, Mapping[str, Any]]:
@@ -284,3 +292,77 @@ class SsmRunCommandOperator(AwsBaseOperator[SsmFleetHook]):
             CloudWatchOutputLink.persist(
                 context, self, region, partition, log_group=log_group_fragment(group)
             )
+
+
+class SsmFleetPreflightOperator(_FleetTargetsMixin, AwsBaseOperator[SsmFleetHook]):
+    """Check a fleet before anything is sent: the targets, the script arguments, every instance online.
+
+    Returns the resolved instance ids (also in XCom under ``instance_ids``); fails naming every
+    instance that is unknown to SSM or not ``Online``, and every invalid value, field by field.
+
+    :param instance_ids: the instance ids to check (give this or ``target_tags``).
+    :param target_tags: tags selecting the instances, e.g. ``{"Role": ["cots"]}``.
+    :param script_arguments: arguments the run will pass to the script (checked, not used).
+    :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
+    """
+
+    aws_hook_class = SsmFleetHook
+    template_fields: Sequence[str] = aws_template_fields("instance_ids", "target_tags", "script_arguments")
+    ui_color = "#fdf1b8"
+
+    def __init__(
+        self,
+        *,
+        instance_ids: Sequence[str] | str | None = None,
+        target_tags: Mapping[str, Sequence[str]] | str | None = None,
+        script_arguments: Sequence[str] | str | None = None,
+        botocore_config: dict | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(botocore_config=botocore_config or DEFAULT_BOTOCORE_CONFIG, **kwargs)
+        self.instance_ids = instance_ids
+        self.target_tags = target_tags
+        self.script_arguments = script_arguments
+        self.preflight = True
+
+    def execute(self, context: Context) -> list[str]:
+        try:
+            ids, tags = self._targets()
+            validation.script_arguments(validation.from_template(self.script_arguments))
+        except validation.InvalidParameterError as error:
+            raise AirflowFailException(f"Task {self.task_id}: {error}. Nothing was sent to AWS.") from None
+        resolved = self.resolve_instances(ids, tags)
+        self.log.info("%s instance(s) online and managed by SSM: %s", len(resolved), ", ".join(resolved))
+        context["ti"].xcom_push(key="instance_ids", value=resolved)
+        return resolved
+
+
+class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
+    """Cancel the commands of a run that are still running (a teardown: run it with ``all_done``).
+
+    :param command_ids: the command ids sent by the run (empty or missing: nothing to do).
+    :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
+    """
+
+    aws_hook_class = SsmFleetHook
+    template_fields: Sequence[str] = aws_template_fields("command_ids")
+    ui_color = "#e8a0a0"
+
+    def __init__(
+        self, *, command_ids: Sequence[str] | str | None, botocore_config: dict | None = None, **kwargs
+    ):
+        super().__init__(botocore_config=botocore_config or DEFAULT_BOTOCORE_CONFIG, **kwargs)
+        self.command_ids = command_ids
+
+    def execute(self, context: Context) -> list[str]:
+        ids = validation.from_template(self.command_ids)
+        ids = [ids] if isinstance(ids, str) and ids else list(ids or ())
+        if not ids:
+            self.log.info("No command was sent by this run: nothing to cancel")
+            return []
+        cancelled = self.hook.cancel_running(ids)
+        for command_id in cancelled:
+            self.log.warning("Cancelled command %s: it was still running when the run ended", command_id)
+        if not cancelled:
+            self.log.info("All %s command(s) had already finished: nothing to cancel", len(ids))
+        return cancelled

@@ -191,6 +191,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         if verdict.failed or verdict.problems:
             verdict = self._with_full_output(verdict)
         context["ti"].xcom_push(key="results", value=verdict.table(tail_lines=self.output_tail_lines))
+        context["ti"].xcom_push(key="verdict", value=verdict.summary())
         if verdict.outcome is Outcome.FAILED:
             raise AirflowFailException(f"SSM fleet run failed: {verdict.failure_summary()}")
         self.log.info(

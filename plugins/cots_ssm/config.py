@@ -1,0 +1,122 @@
+"""The one configuration of the nightly batch: defaults, overridable by ``COTS_BATCH_*`` variables.
+
+The nightly run needs no trigger conf: every trigger-form default comes from here. On MWAA, set the
+variables in the startup script (``mwaa/startup.sh``); locally, in the environment. Reading the
+environment is the only thing this module does at import of the DAG: no network, no Variable.
+
+======================================  ==================================  ==========================
+variable                                meaning                             default
+======================================  ==================================  ==========================
+``COTS_BATCH_SCHEDULE``                 cron of the nightly run             ``0 2 * * *``
+``COTS_BATCH_TIMEZONE``                 timezone of that cron               ``UTC``
+``COTS_BATCH_TARGET_TAGS``              JSON tags selecting the fleet       ``{"Role": ["cots"]}``
+``COTS_BATCH_INSTANCE_IDS``             JSON list of ids (instead of tags)  ``[]``
+``COTS_BATCH_SCRIPT``                   the COTS batch script on the hosts  ``/opt/cots/bin/run_batch.sh``
+``COTS_BATCH_SCRIPT_ARGUMENTS``         JSON list of its arguments          ``[]``
+``COTS_BATCH_WORKING_DIRECTORY``        where it runs on the hosts          (the agent's default)
+``COTS_BATCH_EXECUTION_TIMEOUT``        seconds before SSM kills it         ``14400``
+``COTS_BATCH_DELIVERY_TIMEOUT``         seconds for an instance to start    ``600``
+``COTS_BATCH_MAX_FAILED_INSTANCES``     failures tolerated (n or n%)        ``0``
+``COTS_BATCH_POLL_SECONDS``             seconds between status checks       ``300``
+``COTS_BATCH_SNS_TOPIC_ARN``            topic of the failure alert          (none: alert logged only)
+``COTS_BATCH_AWS_CONN_ID``              Airflow AWS connection              ``aws_default``
+``COTS_BATCH_OWNER``                    DAG owner shown in the UI           ``cots-support``
+``COTS_BATCH_RETRIES``                  retries of each task                ``2``
+``COTS_BATCH_DAGRUN_TIMEOUT_HOURS``     the whole run's time limit          ``8``
+======================================  ==================================  ==========================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "COTS_BATCH_"
+
+
+def _json(env: Mapping[str, str], name: str, default: Any) -> Any:
+    raw = env.get(PREFIX + name)
+    if raw in (None, ""):
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        raise ValueError(f"{PREFIX}{name}={raw!r} is not valid JSON: {error}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(PREFIX + name)
+    if raw in (None, ""):
+        return default
+    if not raw.strip().isdigit():
+        raise ValueError(f"{PREFIX}{name}={raw!r} is not a whole number")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Defaults of the nightly COTS batch DAG (see the module docstring for the variables).
+
+    :param schedule: the cron of the nightly run.
+    :param timezone: the timezone the cron is read in.
+    :param target_tags: tags that select the fleet (used when ``instance_ids`` is empty).
+    :param instance_ids: instance ids of the fleet (instead of tags).
+    :param script: the COTS batch script on each host.
+    :param script_arguments: the script's default arguments.
+    :param working_directory: the directory the script runs in.
+    :param execution_timeout_seconds: SSM kills the script after this.
+    :param delivery_timeout_seconds: an instance that has not started by then never runs it.
+    :param max_failed_instances: failed instances tolerated (a number or a percentage).
+    :param poll_interval_seconds: seconds between two status checks (reschedule, no slot held).
+    :param sns_topic_arn: the topic of the failure alert.
+    :param aws_conn_id: the Airflow AWS connection.
+    :param owner: the DAG owner.
+    :param retries: retries of each task.
+    :param dagrun_timeout_hours: the time limit of a whole run.
+    """
+
+    schedule: str = "0 2 * * *"
+    timezone: str = "UTC"
+    target_tags: dict[str, list[str]] = field(default_factory=lambda: {"Role": ["cots"]})
+    instance_ids: list[str] = field(default_factory=list)
+    script: str = "/opt/cots/bin/run_batch.sh"
+    script_arguments: list[str] = field(default_factory=list)
+    working_directory: str = ""
+    execution_timeout_seconds: int = 14_400
+    delivery_timeout_seconds: int = 600
+    max_failed_instances: str = "0"
+    poll_interval_seconds: int = 300
+    sns_topic_arn: str = ""
+    aws_conn_id: str = "aws_default"
+    owner: str = "cots-support"
+    retries: int = 2
+    dagrun_timeout_hours: int = 8
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BatchConfig:
+        """Read the ``COTS_BATCH_*`` variables; a bad value raises naming the variable."""
+        env = os.environ if env is None else env
+        ids = _json(env, "INSTANCE_IDS", [])
+        base = cls()
+        return cls(
+            schedule=env.get(PREFIX + "SCHEDULE") or base.schedule,
+            timezone=env.get(PREFIX + "TIMEZONE") or base.timezone,
+            # Ids, when given, replace the default tags: exactly one of them may be set.
+            target_tags=_json(env, "TARGET_TAGS", {} if ids else base.target_tags),
+            instance_ids=ids,
+            script=env.get(PREFIX + "SCRIPT") or base.script,
+            script_arguments=_json(env, "SCRIPT_ARGUMENTS", []),
+            working_directory=env.get(PREFIX + "WORKING_DIRECTORY", ""),
+            execution_timeout_seconds=_int(env, "EXECUTION_TIMEOUT", base.execution_timeout_seconds),
+            delivery_timeout_seconds=_int(env, "DELIVERY_TIMEOUT", base.delivery_timeout_seconds),
+            max_failed_instances=env.get(PREFIX + "MAX_FAILED_INSTANCES") or base.max_failed_instances,
+            poll_interval_seconds=_int(env, "POLL_SECONDS", base.poll_interval_seconds),
+            sns_topic_arn=env.get(PREFIX + "SNS_TOPIC_ARN", ""),
+            aws_conn_id=env.get(PREFIX + "AWS_CONN_ID") or base.aws_conn_id,
+            owner=env.get(PREFIX + "OWNER") or base.owner,
+            retries=_int(env, "RETRIES", base.retries),
+            dagrun_timeout_hours=_int(env, "DAGRUN_TIMEOUT_HOURS", base.dagrun_timeout_hours),
+        )

@@ -1,0 +1,232 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from cots_ssm.status import (
+    DETAIL_EXPLANATIONS,
+    FAILURE_STATUSES,
+    RUNNING_STATUSES,
+    SUCCESS_STATUSES,
+    CommandSummary,
+    FailureTolerance,
+    InvocationResult,
+    Outcome,
+    Status,
+    StatusDetails,
+    explain,
+    fleet_verdict,
+    is_failure,
+    is_running,
+    is_success,
+    parse_status,
+    split_plugin_output,
+    tail,
+)
+
+T0 = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
+
+
+def api_invocation(instance_id, status="Success", details=None, code=0, command_id="cmd-1", output=""):
+    return {
+        "CommandId": command_id,
+        "InstanceId": instance_id,
+        "InstanceName": f"host-{instance_id[-3:]}",
+        "Status": status,
+        "StatusDetails": details or status,
+        "RequestedDateTime": T0,
+        "CommandPlugins": [
+            {
+                "Name": "aws:runShellScript",
+                "ResponseCode": code,
+                "ResponseStartDateTime": T0,
+                "ResponseFinishDateTime": T0 + timedelta(seconds=42),
+                "Output": output,
+            }
+        ],
+    }
+
+
+def invocation(instance_id, status=Status.SUCCESS, details=None, code=0, command_id="cmd-1"):
+    return InvocationResult.from_api(api_invocation(instance_id, status.value, details, code, command_id))
+
+
+def command(command_id="cmd-1", status=Status.IN_PROGRESS, ids=(), target_count=0):
+    return CommandSummary(command_id, status, status.value, target_count, tuple(ids))
+
+
+IDS = [f"i-{n:017x}" for n in range(1, 4)]
+
+
+class TestStatusSets:
+    def test_every_status_is_in_exactly_one_set(self):
+        for status in Status:
+            memberships = [status in s for s in (RUNNING_STATUSES, SUCCESS_STATUSES, FAILURE_STATUSES)]
+            assert memberships.count(True) == 1, status
+
+    @pytest.mark.parametrize("status", sorted(RUNNING_STATUSES))
+    def test_running_statuses(self, status):
+        assert is_running(status) and not is_success(status) and not is_failure(status)
+
+    @pytest.mark.parametrize("status", sorted(FAILURE_STATUSES))
+    def test_failure_statuses(self, status):
+        assert is_failure(status) and not is_running(status)
+
+    def test_cancelling_is_still_running_not_a_failure_yet(self):
+        assert is_running(Status.CANCELLING)
+
+    def test_api_spelling(self):
+        assert parse_status("Cancelled") is Status.CANCELLED
+        assert parse_status("InProgress") is Status.IN_PROGRESS
+
+    def test_unknown_status_is_named(self):
+        with pytest.raises(ValueError, match="'Exploded'"):
+            parse_status("Exploded")
+
+
+class TestStatusDetails:
+    @pytest.mark.parametrize("details", list(StatusDetails))
+    def test_every_detail_is_explained(self, details):
+        assert details in DETAIL_EXPLANATIONS
+        assert explain(details.value) == DETAIL_EXPLANATIONS[details]
+
+    def test_unknown_detail_is_kept_as_is(self):
+        assert explain("Something New") == "Something New"
+
+    @pytest.mark.parametrize(
+        ("status", "details"),
+        [
+            (Status.TIMED_OUT, StatusDetails.DELIVERY_TIMED_OUT),
+            (Status.TIMED_OUT, StatusDetails.EXECUTION_TIMED_OUT),
+            (Status.FAILED, StatusDetails.UNDELIVERABLE),
+            (Status.CANCELLED, StatusDetails.TERMINATED),
+            (Status.FAILED, StatusDetails.INVALID_PLATFORM),
+            (Status.FAILED, StatusDetails.ACCESS_DENIED),
+            (Status.CANCELLED, StatusDetails.CANCELLED),
+        ],
+    )
+    def test_failure_details_fail_the_fleet_and_are_described(self, status, details):
+        result = invocation(IDS[0], status, details.value, code=-1)
+        verdict = fleet_verdict([command(status=Status.FAILED, ids=IDS[:1])], [result])
+        assert verdict.outcome is Outcome.FAILED
+        assert f"({details.value})" in verdict.failure_summary()
+        assert DETAIL_EXPLANATIONS[details] in verdict.failure_summary()
+
+
+class TestInvocationResult:
+    def test_from_api_reads_plugin_output_and_exit_code(self):
+        item = api_invocation(
+            IDS[0], "Failed", code=3, output="step 1\nstep 2\n----------ERROR-------\nboom\n"
+        )
+        result = InvocationResult.from_api(item)
+        assert result.exit_code == 3
+        assert result.stdout == "step 1\nstep 2"
+        assert result.stderr == "boom\n"
+        assert result.duration_seconds == 42
+
+    def test_running_invocation_has_no_exit_code_yet(self):
+        assert invocation(IDS[0], Status.IN_PROGRESS, code=-1).exit_code is None
+
+    def test_full_output_replaces_the_2500_char_excerpt(self):
+        result = invocation(IDS[0], Status.FAILED, code=2)
+        full = result.with_full_output({"StandardErrorContent": "x" * 8000, "ResponseCode": 2})
+        assert len(full.stderr) == 8000 and full.exit_code == 2
+
+    def test_row_is_json_ready(self):
+        row = invocation(IDS[0], Status.FAILED, code=2).as_row()
+        assert row["status"] == "Failed" and row["exit_code"] == 2
+        assert row["started_at"] == T0.isoformat()
+
+
+class TestFailureTolerance:
+    @pytest.mark.parametrize(
+        ("value", "fleet", "allowed"),
+        [(0, 120, 0), ("3", 120, 3), ("10%", 120, 12), ("10%", 9, 0), ("100%", 7, 7), ("0%", 50, 0)],
+    )
+    def test_allowed_failures(self, value, fleet, allowed):
+        assert FailureTolerance.parse(value).allowed(fleet) == allowed
+
+    @pytest.mark.parametrize("value", ["-1", "101%", "ten", "5.5", True, None, "%"])
+    def test_invalid_values_name_the_field_and_value(self, value):
+        with pytest.raises(ValueError, match=r"max_failed_instances=.*is invalid"):
+            FailureTolerance.parse(value)
+
+
+class TestFleetVerdict:
+    def test_all_succeeded(self):
+        verdict = fleet_verdict([command(status=Status.SUCCESS, ids=IDS)], [invocation(i) for i in IDS])
+        assert verdict.outcome is Outcome.SUCCEEDED
+        assert verdict.progress_line() == "3/3 done: 3 Success"
+
+    def test_empty_list_right_after_send_is_not_yet(self):
+        verdict = fleet_verdict([command(status=Status.PENDING, ids=IDS)], [])
+        assert verdict.outcome is Outcome.RUNNING
+        assert verdict.progress_line() == "0/3 done; 3 not listed yet"
+
+    def test_tag_target_before_ssm_resolved_it_is_not_yet(self):
+        assert fleet_verdict([command(status=Status.PENDING)], []).outcome is Outcome.RUNNING
+
+    def test_partial_list_is_not_yet(self):
+        verdict = fleet_verdict([command(status=Status.IN_PROGRESS, ids=IDS)], [invocation(IDS[0])])
+        assert verdict.outcome is Outcome.RUNNING
+
+    def test_fails_as_soon_as_tolerance_is_exceeded_while_others_run(self):
+        invocations = [
+            invocation(IDS[0], Status.FAILED, code=1),
+            invocation(IDS[1], Status.IN_PROGRESS, code=-1),
+        ]
+        verdict = fleet_verdict([command(ids=IDS)], invocations)
+        assert verdict.outcome is Outcome.FAILED
+        assert verdict.progress_line() == "1/3 done: 1 Failed; 1 InProgress, 1 not listed yet"
+
+    def test_failure_within_tolerance_waits_then_succeeds(self):
+        invocations = [invocation(IDS[0], Status.FAILED, code=1), invocation(IDS[1]), invocation(IDS[2])]
+        assert fleet_verdict([command(ids=IDS)], invocations[:2], "1").outcome is Outcome.RUNNING
+        done = fleet_verdict([command(status=Status.FAILED, ids=IDS)], invocations, "1")
+        assert done.outcome is Outcome.SUCCEEDED and len(done.failed) == 1
+
+    def test_duplicate_listing_is_counted_once(self):
+        invocations = [invocation(IDS[0]), invocation(IDS[0])]
+        verdict = fleet_verdict([command(status=Status.SUCCESS, ids=IDS[:1])], invocations)
+        assert verdict.outcome is Outcome.SUCCEEDED and len(verdict.invocations) == 1
+
+    def test_several_commands_add_up(self):
+        ids = [f"i-{n:017x}" for n in range(120)]
+        commands = [command(f"cmd-{n}", Status.SUCCESS, ids[n * 50 : n * 50 + 50]) for n in range(3)]
+        invocations = [invocation(i, command_id=f"cmd-{n // 50}") for n, i in enumerate(ids)]
+        invocations[97] = invocation(ids[97], Status.FAILED, code=4, command_id="cmd-1")
+        verdict = fleet_verdict(commands, invocations)
+        assert verdict.expected == 120
+        assert verdict.outcome is Outcome.FAILED
+        assert [i.instance_id for i in verdict.failed] == [ids[97]]
+
+    def test_command_with_no_instance_in_tag_fails_with_the_reason(self):
+        empty = CommandSummary("cmd-9", Status.FAILED, StatusDetails.NO_INSTANCES_IN_TAG.value)
+        verdict = fleet_verdict([empty], [])
+        assert verdict.outcome is Outcome.FAILED
+        assert "cmd-9" in verdict.failure_summary() and "no instance matched" in verdict.failure_summary()
+
+    def test_summary_names_instance_status_exit_code_and_stderr(self):
+        item = api_invocation(
+            IDS[1], "Failed", code=3, output="ok\n----------ERROR-------\nline1\nDisk full\n"
+        )
+        verdict = fleet_verdict(
+            [command(status=Status.FAILED, ids=IDS[1:2])], [InvocationResult.from_api(item)]
+        )
+        summary = verdict.failure_summary()
+        assert f"{IDS[1]} (host-{IDS[1][-3:]}): Failed (Failed), exit code 3" in summary
+        assert "stderr| Disk full" in summary
+
+    def test_table_is_sorted_by_instance(self):
+        verdict = fleet_verdict(
+            [command(status=Status.SUCCESS, ids=IDS)], [invocation(i) for i in reversed(IDS)]
+        )
+        assert [row["instance_id"] for row in verdict.table()] == IDS
+
+
+class TestHelpers:
+    def test_tail_keeps_the_last_lines(self):
+        assert tail("a\nb\nc\n", lines=2) == "b\nc"
+        assert tail(None) == ""
+
+    def test_split_without_error_marker(self):
+        assert split_plugin_output("only stdout") == ("only stdout", "")
