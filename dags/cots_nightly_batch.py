@@ -24,6 +24,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, task
 
+from cots_ssm.compat import CronTriggerTimetable
 from cots_ssm.config import BatchConfig
 from cots_ssm.notifications.sns import SsmFailureSnsNotifier
 from cots_ssm.operators.ssm import SsmCancelCommandsOperator, SsmFleetPreflightOperator, SsmRunCommandOperator
@@ -38,7 +39,7 @@ alert = SsmFailureSnsNotifier(target_arn="{{ params.sns_topic_arn }}", aws_conn_
 with DAG(
     dag_id="cots_nightly_batch",
     description="Nightly COTS batch on the EC2 fleet through SSM Run Command",
-    schedule=CONFIG.schedule,
+    schedule=CronTriggerTimetable(CONFIG.schedule, timezone=CONFIG.timezone),
     start_date=pendulum.datetime(2026, 1, 1, tz=CONFIG.timezone),
     catchup=False,
     max_active_runs=1,

@@ -8,3 +8,10 @@ except ImportError:  # pragma: no cover - Airflow 3.0 / 3.1
     from airflow.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 __all__ = ["AirflowException", "AirflowFailException", "AirflowSensorTimeout"]
+
+try:  # Airflow 3.1+
+    from airflow.sdk import CronTriggerTimetable
+except ImportError:  # pragma: no cover - Airflow 3.0
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+__all__ += ["CronTriggerTimetable"]

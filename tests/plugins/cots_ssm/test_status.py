@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,7 +23,7 @@ from cots_ssm.status import (
     tail,
 )
 
-T0 = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 
 
 def api_invocation(instance_id, status="Success", details=None, code=0, command_id="cmd-1", output=""):

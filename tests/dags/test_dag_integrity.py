@@ -1,0 +1,112 @@
+"""The DAG folder imports cleanly, without network, and the nightly DAG is wired as documented."""
+
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    real_connect = socket.socket.connect
+
+    def no_network(self, address):
+        raise AssertionError(f"network access at DAG parse time: {address}")
+
+    socket.socket.connect = no_network
+    try:
+        return DagBag(dag_folder=str(ROOT / "dags"))
+    finally:
+        socket.socket.connect = real_connect
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag):
+    return dagbag.dags["cots_nightly_batch"]
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])
+def test_no_import_errors(dagbag, path):
+    assert str(path) not in dagbag.import_errors, dagbag.import_errors.get(str(path))
+
+
+def test_nightly_schedule_in_the_dag_itself(dag):
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable"
+    assert dag.timetable.expression == "0 2 * * *"
+    assert str(getattr(dag.timetable.timezone, "name", dag.timetable.timezone)) == "UTC"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.dagrun_timeout.total_seconds() == 8 * 3600
+
+
+def test_tasks_and_order(dag):
+    assert dag.task_ids == ["preflight", "run", "wait", "report", "cancel_leftovers"]
+    assert dag.task_dict["run"].downstream_task_ids == {"wait", "cancel_leftovers"}
+    assert dag.task_dict["cancel_leftovers"].is_teardown
+    assert dag.task_dict["report"].trigger_rule == "all_done"
+
+
+def test_sensor_frees_the_worker_slot(dag):
+    assert dag.task_dict["wait"].mode == "reschedule"
+
+
+def test_owner_tags_doc_and_retries(dag):
+    assert {"cots", "ssm", "nightly"} <= set(dag.tags)
+    assert dag.doc_md and "SSM Run Command" in dag.doc_md
+    for task_id in ("preflight", "run", "wait", "cancel_leftovers"):
+        task = dag.task_dict[task_id]
+        assert task.owner == "cots-support"
+        assert task.retries >= 1, task_id
+
+
+def test_failure_alert_on_every_task_but_report_and_teardown(dag):
+    for task_id in ("preflight", "run", "wait"):
+        assert dag.task_dict[task_id].on_failure_callback, task_id
+    assert not dag.task_dict["report"].on_failure_callback
+    assert not dag.task_dict["cancel_leftovers"].on_failure_callback
+
+
+def test_every_param_has_a_title_and_description(dag):
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        assert param.schema.get("title") and param.description, name
+
+
+def test_defaults_need_no_conf(dag):
+    dag.params.validate()
+
+
+@pytest.mark.parametrize(
+    ("conf", "field"),
+    [
+        ({"instance_ids": ["i-0abc; touch pwned"]}, "instance_ids"),
+        ({"instance_ids": ["i-0123456789abcdef0", "i-0123456789abcdef0"]}, "instance_ids"),
+        ({"target_tags": {"Role": ["$(reboot)"]}}, "target_tags"),
+        ({"target_tags": {"Role": []}}, "target_tags"),
+        ({"poll_interval_seconds": 0}, "poll_interval_seconds"),
+        ({"sns_topic_arn": "arn:aws:sqs:us-east-1:123456789012:q"}, "sns_topic_arn"),
+        ({"delivery_timeout_seconds": 29}, "delivery_timeout_seconds"),
+        ({"max_failed_instances": "101%"}, "max_failed_instances"),
+        ({"script_arguments": ["ok", "two\nlines"]}, "script_arguments"),
+    ],
+)
+def test_trigger_form_refuses(dag, conf, field):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = ParamsDict(dag.params)
+    with pytest.raises(Exception, match=field):
+        params.update(conf)
+        params.validate()
+
+
+def test_poll_interval_accepts_one_second(dag):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = ParamsDict(dag.params)
+    params.update({"poll_interval_seconds": 1, "instance_ids": ["i-0123456789abcdef0"], "target_tags": {}})
+    assert params.validate()["poll_interval_seconds"] == 1

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import boto3
+import pytest
+
+
+class RecordingTaskInstance:
+    """The part of Airflow's runtime task instance the operators use: identity and XCom."""
+
+    def __init__(self, task_id="run", run_id="manual__2026-11-26T02:00:00", dag_id="cots_test", store=None):
+        self.dag_id, self.run_id, self.task_id, self.map_index, self.try_number = (
+            dag_id,
+            run_id,
+            task_id,
+            -1,
+            1,
+        )
+        self.store = {} if store is None else store
+
+    def xcom_push(self, key, value):
+        self.store[(self.task_id, key)] = value
+
+    def xcom_pull(self, task_ids=None, key="return_value"):
+        return self.store.get((task_ids or self.task_id, key))
+
+
+@pytest.fixture
+def make_context():
+    store: dict = {}
+
+    def make(task_id="run", run_id="manual__2026-11-26T02:00:00"):
+        ti = RecordingTaskInstance(task_id=task_id, run_id=run_id, store=store)
+        run = SimpleNamespace(run_after=datetime.now(UTC), start_date=datetime.now(UTC))
+        return {"ti": ti, "dag_run": run}
+
+    return make
+
+
+@pytest.fixture
+def ssm(aws):
+    return boto3.client("ssm", endpoint_url=aws.endpoint_url, region_name="us-east-1")
+
+
+@pytest.fixture
+def accepted(aws):
+    """How many calls of an action the emulator accepted (``accepted()``: every action, all calls)."""
+
+    def count(action: str | None = None) -> int:
+        counters = aws.control.counters()
+        if action is None:
+            return sum(c.get("calls", 0) for c in counters.values())
+        return counters.get(action, {}).get("accepted", 0)
+
+    return count

@@ -1,0 +1,171 @@
+import pytest
+
+from cots_ssm.compat import AirflowFailException
+from cots_ssm.operators.ssm import SsmCancelCommandsOperator, SsmFleetPreflightOperator, SsmRunCommandOperator
+from cots_ssm.plan import plan_chunks, run_digest
+
+SCRIPT = ["echo batch on $AWS_SSM_INSTANCE_ID"]
+
+
+def operator(**kwargs):
+    kwargs.setdefault("commands", SCRIPT)
+    kwargs.setdefault("task_id", "run")
+    return SsmRunCommandOperator(**kwargs)
+
+
+class TestValidationBeforeAnyCall:
+    @pytest.mark.parametrize(
+        ("kwargs", "named"),
+        [
+            ({"instance_ids": ["i-0abc; touch pwned"]}, "instance_ids='i-0abc; touch pwned'"),
+            ({"instance_ids": ["i-12345678"], "target_tags": {"Role": ["cots"]}}, "exactly one"),
+            ({}, "exactly one"),
+            (
+                {"target_tags": {"Role": ["cots"]}, "delivery_timeout_seconds": 29},
+                "delivery_timeout_seconds=29",
+            ),
+            (
+                {"target_tags": {"Role": ["cots"]}, "execution_timeout_seconds": 172801},
+                "execution_timeout_seconds",
+            ),
+            ({"target_tags": {"Role": ["cots"]}, "comment": "x" * 71}, "comment="),
+            ({"target_tags": {"Role": ["cots"]}, "max_concurrency": "0"}, "max_concurrency='0'"),
+            ({"target_tags": {"Role": ["cots"]}, "max_errors": "lots"}, "max_errors='lots'"),
+            ({"target_tags": {"Role": ["cots"]}, "script_arguments": ["a\nb"]}, "script_arguments='a\\nb'"),
+            ({"target_tags": {"Role": ["cots"]}, "commands": []}, "commands=[]"),
+            (
+                {"target_tags": {"Role": ["cots"]}, "output_s3_bucket_name": "Bad_Bucket"},
+                "output_s3_bucket_name",
+            ),
+            ({"target_tags": {"Role; reboot": ["cots"]}}, "target_tags key='Role; reboot'"),
+        ],
+    )
+    def test_refused_with_field_and_value_and_nothing_sent(self, aws, accepted, make_context, kwargs, named):
+        with pytest.raises(AirflowFailException, match="Nothing was sent") as error:
+            operator(**kwargs).execute(make_context())
+        assert named in str(error.value)
+        assert accepted() == 0, "no AWS call may happen before validation passes"
+
+
+class TestSend:
+    def test_ids_are_sent_and_pushed_to_xcom(self, aws, ssm, make_context):
+        context = make_context()
+        result = operator(instance_ids=aws.instance_ids).execute(context)
+        assert len(result["command_ids"]) == 1
+        assert result["instance_ids"] == aws.instance_ids
+        assert context["ti"].xcom_pull(key="command_ids") == result["command_ids"]
+        command = ssm.list_commands(CommandId=result["command_ids"][0])["Commands"][0]
+        assert command["Parameters"]["commands"] == SCRIPT
+        assert command["Parameters"]["executionTimeout"] == ["3600"]
+        assert command["CloudWatchOutputConfig"]["CloudWatchOutputEnabled"] is True
+        assert command["Comment"].startswith("[af:") and len(command["Comment"]) <= 100
+
+    def test_script_arguments_are_quoted(self, aws, ssm, make_context):
+        result = operator(
+            instance_ids=aws.instance_ids[:1], commands=["echo"], script_arguments=["; touch pwned", "$(id)"]
+        ).execute(make_context())
+        command = ssm.list_commands(CommandId=result["command_ids"][0])["Commands"][0]
+        assert command["Parameters"]["commands"] == ["echo '; touch pwned' '$(id)'"]
+
+    def test_tags_become_one_tag_target_and_resolve_instances(self, aws, ssm, make_context):
+        result = operator(target_tags={"Role": ["cots"]}).execute(make_context())
+        command = ssm.list_commands(CommandId=result["command_ids"][0])["Commands"][0]
+        assert command["Targets"] == [{"Key": "tag:Role", "Values": ["cots"]}]
+        assert sorted(result["instance_ids"]) == sorted(aws.instance_ids)
+
+    def test_rendered_template_text_is_accepted(self, aws, make_context):
+        result = operator(instance_ids=str(aws.instance_ids), target_tags="{}").execute(make_context())
+        assert result["instance_ids"] == aws.instance_ids
+
+
+class TestChunksAndRetries:
+    @pytest.fixture(scope="class")
+    def fleet(self, emulator):
+        return emulator.add_instances(120, tags={"Fleet": "chunks"})
+
+    def test_120_ids_become_3_commands(self, aws, fleet, ssm, accepted, make_context):
+        result = operator(instance_ids=fleet).execute(make_context())
+        assert len(result["command_ids"]) == 3
+        sizes = [
+            len(ssm.list_commands(CommandId=c)["Commands"][0]["InstanceIds"]) for c in result["command_ids"]
+        ]
+        assert sizes == [50, 50, 20]
+        assert accepted("SendCommand") == 3
+
+    def test_a_retry_adopts_instead_of_sending_again(self, aws, fleet, accepted, make_context):
+        first = operator(instance_ids=fleet).execute(make_context(run_id="manual__retry"))
+        again = operator(instance_ids=fleet).execute(make_context(run_id="manual__retry"))
+        assert again["command_ids"] == first["command_ids"]
+        assert accepted("SendCommand") == 3
+
+    def test_a_retry_sends_only_the_missing_chunks(self, aws, fleet, accepted, make_context):
+        op = operator(instance_ids=fleet)
+        context = make_context(run_id="manual__partial")
+        # An earlier try sent chunk 1 and died before chunks 2 and 3.
+        ti = context["ti"]
+        chunk = plan_chunks(run_digest(ti.dag_id, ti.run_id, ti.task_id, "-1"), instance_ids=fleet)[0]
+        earlier = op.hook.send_command(
+            **op.build_send_kwargs(), **chunk.target_kwargs(), Comment=chunk.comment()
+        )
+        result = op.execute(context)
+        assert result["command_ids"][0] == earlier["CommandId"]
+        assert len(set(result["command_ids"])) == 3
+        assert accepted("SendCommand") == 3
+
+    def test_throttled_send_fails_the_try_and_the_retry_sends_once(self, aws, fleet, accepted, make_context):
+        context = make_context(run_id="manual__throttled")
+        aws.control.throttle("SendCommand", count=1)
+        no_retry = operator(instance_ids=fleet, botocore_config={"retries": {"max_attempts": 1}})
+        with pytest.raises(Exception, match="Throttling"):
+            no_retry.execute(context)
+        result = operator(instance_ids=fleet).execute(context)
+        assert len(result["command_ids"]) == 3
+        assert accepted("SendCommand") == 3
+
+    def test_another_run_sends_again(self, aws, fleet, accepted, make_context):
+        a = operator(instance_ids=fleet).execute(make_context(run_id="manual__a"))
+        b = operator(instance_ids=fleet).execute(make_context(run_id="manual__b"))
+        assert set(a["command_ids"]).isdisjoint(b["command_ids"])
+        assert accepted("SendCommand") == 6
+
+
+class TestPreflight:
+    def test_offline_instance_is_named_and_nothing_sent(self, aws, accepted, make_context):
+        aws.control.set_offline([aws.instance_ids[1]])
+        with pytest.raises(AirflowFailException, match=aws.instance_ids[1]) as error:
+            operator(instance_ids=aws.instance_ids).execute(make_context())
+        assert "ConnectionLost" in str(error.value)
+        assert accepted("SendCommand") == 0
+
+    def test_unknown_instance_is_named(self, aws, accepted, make_context):
+        with pytest.raises(AirflowFailException, match="i-0000000000000dead: unknown to SSM"):
+            operator(instance_ids=["i-0000000000000dead"]).execute(make_context())
+        assert accepted("SendCommand") == 0
+
+    def test_tags_matching_nothing(self, aws, make_context):
+        with pytest.raises(AirflowFailException, match="No SSM-managed instance has the tags"):
+            operator(target_tags={"Role": ["nobody"]}).execute(make_context())
+
+    def test_preflight_operator_returns_online_instances(self, aws, make_context):
+        op = SsmFleetPreflightOperator(task_id="preflight", target_tags={"Role": ["cots"]})
+        assert sorted(op.execute(make_context(task_id="preflight"))) == sorted(aws.instance_ids)
+
+    def test_preflight_operator_refuses_injection(self, aws, accepted, make_context):
+        op = SsmFleetPreflightOperator(task_id="preflight", instance_ids=["i-0abc; touch pwned"])
+        with pytest.raises(AirflowFailException, match="touch pwned"):
+            op.execute(make_context(task_id="preflight"))
+        assert accepted() == 0
+
+
+class TestCancel:
+    def test_cancels_only_what_still_runs(self, aws, ssm, make_context):
+        slow = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
+            make_context(run_id="slow")
+        )
+        cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=slow["command_ids"])
+        assert cancel.execute(make_context(task_id="cancel")) == slow["command_ids"]
+
+    def test_nothing_sent_nothing_cancelled(self, aws, accepted, make_context):
+        cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=None)
+        assert cancel.execute(make_context(task_id="cancel")) == []
+        assert accepted() == 0
