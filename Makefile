@@ -23,3 +23,11 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build
+
+# The main job end to end on the embedded default: emulator + SQLite Airflow, two runs.
+demo: venv
+	PYTHONPATH=local:plugins $(PY) local/demo.py
+
+# Airflow standalone + the emulator: the UI on http://localhost:8080, the DAG ready to trigger.
+run: venv
+	PYTHONPATH=local:plugins $(PY) local/standalone.py

@@ -71,6 +71,8 @@ with DAG(
         working_directory=CONFIG.working_directory or None,
         execution_timeout_seconds="{{ params.execution_timeout_seconds }}",
         delivery_timeout_seconds="{{ params.delivery_timeout_seconds }}",
+        max_concurrency=CONFIG.max_concurrency,
+        max_errors=CONFIG.max_errors,
         comment="{{ dag.dag_id }}",
         preflight=False,  # the preflight task just checked the fleet
     )

@@ -17,6 +17,8 @@ variable                                meaning                             defa
 ``COTS_BATCH_EXECUTION_TIMEOUT``        seconds before SSM kills it         ``14400``
 ``COTS_BATCH_DELIVERY_TIMEOUT``         seconds for an instance to start    ``600``
 ``COTS_BATCH_MAX_FAILED_INSTANCES``     failures tolerated (n or n%)        ``0``
+``COTS_BATCH_MAX_CONCURRENCY``          SSM MaxConcurrency                  ``100%`` (all at once)
+``COTS_BATCH_MAX_ERRORS``               SSM MaxErrors                       ``100%`` (never stop others)
 ``COTS_BATCH_POLL_SECONDS``             seconds between status checks       ``300``
 ``COTS_BATCH_SNS_TOPIC_ARN``            topic of the failure alert          (none: alert logged only)
 ``COTS_BATCH_AWS_CONN_ID``              Airflow AWS connection              ``aws_default``
@@ -70,6 +72,9 @@ class BatchConfig:
     :param execution_timeout_seconds: SSM kills the script after this.
     :param delivery_timeout_seconds: an instance that has not started by then never runs it.
     :param max_failed_instances: failed instances tolerated (a number or a percentage).
+    :param max_concurrency: SSM ``MaxConcurrency``: how many instances run the batch at once.
+    :param max_errors: SSM ``MaxErrors``: after that many errors SSM stops starting the rest;
+        ``100%`` lets every instance run its batch and leaves the verdict to ``max_failed_instances``.
     :param poll_interval_seconds: seconds between two status checks (reschedule, no slot held).
     :param sns_topic_arn: the topic of the failure alert.
     :param aws_conn_id: the Airflow AWS connection.
@@ -88,6 +93,8 @@ class BatchConfig:
     execution_timeout_seconds: int = 14_400
     delivery_timeout_seconds: int = 600
     max_failed_instances: str = "0"
+    max_concurrency: str = "100%"
+    max_errors: str = "100%"
     poll_interval_seconds: int = 300
     sns_topic_arn: str = ""
     aws_conn_id: str = "aws_default"
@@ -113,6 +120,8 @@ class BatchConfig:
             execution_timeout_seconds=_int(env, "EXECUTION_TIMEOUT", base.execution_timeout_seconds),
             delivery_timeout_seconds=_int(env, "DELIVERY_TIMEOUT", base.delivery_timeout_seconds),
             max_failed_instances=env.get(PREFIX + "MAX_FAILED_INSTANCES") or base.max_failed_instances,
+            max_concurrency=env.get(PREFIX + "MAX_CONCURRENCY") or base.max_concurrency,
+            max_errors=env.get(PREFIX + "MAX_ERRORS") or base.max_errors,
             poll_interval_seconds=_int(env, "POLL_SECONDS", base.poll_interval_seconds),
             sns_topic_arn=env.get(PREFIX + "SNS_TOPIC_ARN", ""),
             aws_conn_id=env.get(PREFIX + "AWS_CONN_ID") or base.aws_conn_id,

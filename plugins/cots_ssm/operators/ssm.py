@@ -226,6 +226,12 @@ class SsmRunCommandOperator(_FleetTargetsMixin, AwsBaseOperator[SsmFleetHook]):
         for chunk in chunks:
             if chunk.index in earlier:
                 command_id = earlier[chunk.index]["CommandId"]
+                if not chunk.matches(earlier[chunk.index]):
+                    raise AirflowFailException(
+                        f"Command {command_id} (chunk {chunk.index}/{chunk.total}) was sent by an earlier "
+                        "try of this run to other instances than this try targets; not sending again. "
+                        "Trigger a new DAG run to run the batch on the new targets."
+                    )
                 self.log.info(
                     "Adopting command %s (chunk %s/%s) sent by an earlier try",
                     command_id,

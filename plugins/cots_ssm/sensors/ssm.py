@@ -105,7 +105,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
             )
             self.tolerance = FailureTolerance.parse(self.max_failed_instances)
             self.watched = self._command_id_list()
-        except validation.InvalidParameterError as error:
+        except ValueError as error:  # InvalidParameterError, or a tolerance that does not parse
             raise AirflowFailException(f"Task {self.task_id}: {error}") from None
 
     def execute(self, context: Context) -> Any:

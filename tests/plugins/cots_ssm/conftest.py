@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -29,9 +30,12 @@ class RecordingTaskInstance:
 
 @pytest.fixture
 def make_context():
+    """Contexts of one DAG run (a run id of its own per test) sharing one XCom store."""
     store: dict = {}
+    default_run_id = f"manual__{uuid.uuid4().hex[:12]}"
 
-    def make(task_id="run", run_id="manual__2026-11-26T02:00:00"):
+    def make(task_id="run", run_id=None):
+        run_id = run_id or default_run_id
         ti = RecordingTaskInstance(task_id=task_id, run_id=run_id, store=store)
         run = SimpleNamespace(run_after=datetime.now(UTC), start_date=datetime.now(UTC))
         return {"ti": ti, "dag_run": run}

@@ -115,7 +115,9 @@ class TestChunksAndRetries:
     def test_throttled_send_fails_the_try_and_the_retry_sends_once(self, aws, fleet, accepted, make_context):
         context = make_context(run_id="manual__throttled")
         aws.control.throttle("SendCommand", count=1)
-        no_retry = operator(instance_ids=fleet, botocore_config={"retries": {"max_attempts": 1}})
+        no_retry = operator(
+            instance_ids=fleet, botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}}
+        )
         with pytest.raises(Exception, match="Throttling"):
             no_retry.execute(context)
         result = operator(instance_ids=fleet).execute(context)

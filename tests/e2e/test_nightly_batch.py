@@ -1,0 +1,128 @@
+"""The nightly DAG end to end: ``airflow dags test`` in a subprocess, AWS = the executing emulator.
+
+Airflow talks to the emulator over real HTTP through the ``aws_default`` connection, exactly as
+it would talk to AWS; only the endpoint differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_BATCH = ROOT / "local" / "sample_batch" / "cots_batch.sh"
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def airflow(emulator, tmp_path_factory):
+    """Run the DAG through the Airflow CLI with a migrated SQLite home of its own."""
+    home = tmp_path_factory.mktemp("airflow-e2e")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "COTS_BATCH_SCRIPT": str(SAMPLE_BATCH),
+        "COTS_BATCH_SNS_TOPIC_ARN": emulator.topic_arn,
+        "COTS_BATCH_POLL_SECONDS": "1",
+        "COTS_BATCH_DELIVERY_TIMEOUT": "60",
+        "COTS_BATCH_EXECUTION_TIMEOUT": "120",
+    }
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+
+    def run(conf: dict, **extra_env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["airflow", "dags", "test", "cots_nightly_batch", "--conf", json.dumps(conf)],
+            env={**env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    return run
+
+
+@pytest.fixture
+def alerts(aws):
+    sqs = boto3.client("sqs", endpoint_url=aws.endpoint_url, region_name="us-east-1")
+    while sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+        "Messages"
+    ):
+        pass  # drain what earlier tests left (PurgeQueue is limited to once a minute)
+
+    def read():
+        answer = sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2)
+        return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
+
+    return read
+
+
+def output_of(result) -> str:
+    return result.stdout + result.stderr
+
+
+def test_all_instances_succeed(airflow, aws, alerts):
+    result = airflow({"script_arguments": ["--keywords", "invoice,refund", "--duration", "2"]})
+    out = output_of(result)
+    assert result.returncode == 0, out[-5000:]
+    assert "3/3 done: 3 Success" in out
+    assert "up_for_reschedule" in out.lower() or "rescheduling" in out.lower(), "the sensor must reschedule"
+    counters = aws.control.counters()
+    assert counters["SendCommand"]["accepted"] == 1
+    assert alerts() == []
+
+
+def test_one_failure_alert_names_instance_exit_code_and_stderr(airflow, aws, alerts):
+    bad = aws.instance_ids[2]
+    result = airflow({"script_arguments": ["--duration", "1", "--fail-on", bad]})
+    out = output_of(result)
+    assert result.returncode != 0
+    assert f"{bad}" in out and "exit code 3" in out
+    messages = alerts()
+    assert len(messages) == 1, out[-5000:]
+    alert = messages[0]
+    assert alert["Subject"] == "Airflow: cots_nightly_batch - 1/3 instance(s) failed"
+    assert f"- {bad}" in alert["Message"] and "Failed (Failed), exit code 3" in alert["Message"]
+    stderr_line = next(line for line in alert["Message"].splitlines() if "stderr (last lines)" in line)
+    assert stderr_line
+    assert bad in alert["Message"].split("stderr (last lines):")[1], (
+        "the stderr tail of the batch names the host"
+    )
+
+
+def test_120_instances_by_tag_failure_on_page_2(emulator, airflow, aws, alerts):
+    fleet = emulator.add_instances(120, tags={"Role": "e2e120"})
+    bad = fleet[80]
+    aws.control.force_exit(bad, 5)
+    result = airflow({"target_tags": {"Role": ["e2e120"]}, "script_arguments": ["--duration", "0"]})
+    out = output_of(result)
+    assert result.returncode != 0
+    assert f"{bad}" in out and "1 of 120 instance(s) failed" in out, out[-5000:]
+    assert aws.control.counters()["SendCommand"]["accepted"] == 1
+    (alert,) = alerts()
+    assert f"- {bad}" in alert["Message"] and "exit code 5" in alert["Message"]
+
+
+def test_throttling_is_absorbed(airflow, aws):
+    aws.control.throttle("ListCommandInvocations", rate=0.5)
+    aws.control.throttle("DescribeInstanceInformation", count=2)
+    result = airflow({"script_arguments": ["--duration", "1"]})
+    assert result.returncode == 0, output_of(result)[-5000:]
+    counters = aws.control.counters()
+    assert counters["ListCommandInvocations"]["throttled"] > 0
+    assert counters["SendCommand"]["accepted"] == 1
+
+
+def test_invalid_trigger_value_is_refused_and_nothing_sent(airflow, aws):
+    result = airflow({"instance_ids": ["i-0abc; touch pwned"], "target_tags": {}})
+    assert result.returncode != 0
+    assert "instance_ids" in output_of(result)
+    assert aws.control.counters().get("SendCommand", {}).get("calls", 0) == 0
+    assert not (ROOT / "pwned").exists()
