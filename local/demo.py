@@ -22,9 +22,9 @@ from devenv import ROOT, LocalAws, airflow_env, emulator, migrate
 BUILD = ROOT / "build" / "demo"
 DAG_ID = "cots_nightly_batch"
 HIGHLIGHTS = re.compile(
-    r"(\d+/\d+ done|Finished: |Sent command|Adopting|UP_FOR_RESCHEDULE|up_for_reschedule|Rescheduling"
-    r"|Fleet result|Per-instance|^\s*(instance|-{8}|i-[0-9a-f]+ )|stderr: |SSM fleet run failed|Failure alert"
-    r"|FAILED TO PUBLISH|Preflight|instance\(s\) online)"
+    r"(\d+/\d+ done|Finished: |Sent command|Adopting|Rescheduling task|Fleet result|Per-instance"
+    r"|^\s*(instance|-{8}|i-[0-9a-f]+ )|stderr: |Failure alert|FAILED TO PUBLISH|Preflight"
+    r"|instance\(s\) online|Cancelled command|nothing to cancel|DagRun Finished)"
 )
 
 
@@ -49,7 +49,10 @@ def run_dag(env: dict[str, str], name: str, conf: dict) -> tuple[int, str]:
 
 
 def _strip_log_prefix(line: str) -> str:
-    return re.sub(r"^\S+Z \[\s*\w+\s*\] ", "", line)[:220]
+    """Drop the timestamp, level and logger of a log line: keep what it says."""
+    line = re.sub(r"^\S+Z \[\s*\w+\s*\] ", "", line)
+    line = re.sub(r"\s+\[[\w.]+\]( loc=\S+)?( \w+=.*)?$", "", line)
+    return line.rstrip()[:200]
 
 
 def read_alerts(aws: LocalAws) -> list[dict]:

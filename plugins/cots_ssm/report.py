@@ -34,7 +34,7 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     cells = [[_cell(row.get(key)) for key, _ in COLUMNS] for row in rows]
     headers = [title for _, title in COLUMNS]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for row, row_cells in zip(rows, cells, strict=True):
         lines.append("  ".join(c.ljust(w) for c, w in zip(row_cells, widths, strict=True)).rstrip())

@@ -81,7 +81,7 @@ def test_all_instances_succeed(airflow, aws, alerts):
 
 def test_one_failure_alert_names_instance_exit_code_and_stderr(airflow, aws, alerts):
     bad = aws.instance_ids[2]
-    result = airflow({"script_arguments": ["--duration", "1", "--fail-on", bad]})
+    result = airflow({"script_arguments": ["--duration", "30", "--fail-on", bad]})
     out = output_of(result)
     assert result.returncode != 0
     assert f"{bad}" in out and "exit code 3" in out

@@ -83,7 +83,11 @@ class TestServerError:
 
     def test_service_unavailable(self, emu, ssm_no_retry):
         emu.control.server_error("ListCommands", count=2, status=503)
-        assert call_outcomes(ssm_no_retry.list_commands, 3) == ["ServiceUnavailable", "ServiceUnavailable", "ok"]
+        assert call_outcomes(ssm_no_retry.list_commands, 3) == [
+            "ServiceUnavailable",
+            "ServiceUnavailable",
+            "ok",
+        ]
 
 
 class TestCountersAndReset:
