@@ -1,7 +1,7 @@
 """The one configuration of the nightly batch: defaults, overridable by ``COTS_BATCH_*`` variables.
 
 The nightly run needs no trigger conf: every trigger-form default comes from here. On MWAA, set the
-variables in the startup script (``mwaa/startup.sh``); locally, in the environment. Reading the
+variables in the environment startup script; locally, in the shell environment. Reading the
 environment is the only thing this module does at import of the DAG: no network, no Variable.
 
 ======================================  ==================================  ==========================
