@@ -131,3 +131,11 @@ class TestSeveralServersAndStop:
             state_dir = server.state_dir
             assert state_dir.is_dir() and server.instance_ids == []
         assert not state_dir.exists()
+
+
+def test_busy_port_fails_to_start_and_leaves_no_state_dir(emu):
+    server = EmulatorServer(port=emu.port, instances=0)
+    with pytest.raises(OSError):
+        server.start()
+    assert not server.running
+    assert not server.state_dir.exists()

@@ -1,0 +1,119 @@
+"""`EmulatorControl`: a small HTTP client of the emulator's control API (standard library only)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from typing import Any
+
+
+class EmulatorControlError(RuntimeError):
+    """The control API refused a request (bad arguments, unknown instance, ...)."""
+
+
+class EmulatorControl:
+    """Set faults, read counters and add instances on a running emulator.
+
+    :param endpoint_url: the emulator's endpoint, e.g. "http://127.0.0.1:5000".
+    :param timeout: seconds to wait for each control call. (default: 30)
+    """
+
+    def __init__(self, endpoint_url: str, timeout: float = 30.0) -> None:
+        self.endpoint_url = endpoint_url.rstrip("/")
+        self.timeout = timeout
+        # The emulator is local: never send control calls through an HTTP proxy from the environment.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def __repr__(self) -> str:
+        return f"EmulatorControl({self.endpoint_url!r})"
+
+    # -- faults ------------------------------------------------------------------------------
+    def throttle(self, action: str, count: int | None = None, rate: float | None = None) -> None:
+        """Answer `ThrottlingException` (HTTP 400) to the next `count` calls of `action`, or a `rate` of them.
+
+        `action` is the API name ("ListCommandInvocations"), or "*" for every action. `rate` is
+        deterministic: 0.25 throttles every 4th call. With both, `count` caps the throttled calls.
+        """
+        self._post("throttle", {"action": action, "count": count, "rate": rate})
+
+    def server_error(self, action: str, count: int = 1, status: int = 500) -> None:
+        """Answer HTTP 500 `InternalServerError` (or 503 `ServiceUnavailable`) to the next `count` calls."""
+        self._post("server-error", {"action": action, "count": count, "status": status})
+
+    def set_offline(self, instance_ids: Iterable[str], offline: bool = True) -> None:
+        """Set instances' PingStatus to ConnectionLost (commands stay Pending) or back to Online."""
+        self._post("offline", {"instance_ids": list(instance_ids), "offline": offline})
+
+    def force_exit(self, instance_id: str, code: int | None) -> None:
+        """Make the scripts on `instance_id` end with exit code `code` whatever they do (None clears)."""
+        self._post("force-exit", {"instance_id": instance_id, "code": code})
+
+    def extra_duration(self, instance_id: str, seconds: float) -> None:
+        """Make the scripts on `instance_id` sleep `seconds` before their commands (0 clears)."""
+        self._post("extra-duration", {"instance_id": instance_id, "seconds": seconds})
+
+    def consistency_delay(self, seconds: float) -> None:
+        """Hide the invocations of each new command for `seconds` after SendCommand (0 clears)."""
+        self._post("consistency-delay", {"seconds": seconds})
+
+    def time_scale(self, factor: float) -> None:
+        """Scale TimeoutSeconds (the delivery timeout) of new commands, e.g. 0.05 makes 30 s last 1.5 s."""
+        self._post("time-scale", {"factor": factor})
+
+    def reset(self) -> None:
+        """Clear every fault and counter and bring every instance back online."""
+        self._post("reset", {})
+
+    # -- queries and fleet -----------------------------------------------------------------------
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Return calls per action: `{"SendCommand": {"calls", "accepted", "throttled", "server_errors"}}`."""
+        return dict(self._get("counters"))
+
+    def faults(self) -> dict[str, Any]:
+        """Return the active faults and the offline instances."""
+        return dict(self._get("faults"))
+
+    def info(self) -> dict[str, Any]:
+        """Return endpoint_url, region, account_id, instance_ids, topic_arn, queue_url, state_dir, pid."""
+        return dict(self._get("info"))
+
+    def health(self) -> bool:
+        """Tell whether the emulator answers."""
+        try:
+            return self._get("health").get("status") == "ok"
+        except (OSError, EmulatorControlError):
+            return False
+
+    def live_process_groups(self) -> list[int]:
+        """Return the process groups started by the emulator that still have a live process."""
+        return list(self._get("processes")["live_process_groups"])
+
+    def add_instances(self, n: int, tags: dict[str, str] | None = None, online: bool = True) -> list[str]:
+        """Launch `n` more SSM-managed EC2 instances (default tags: the emulator's); return their ids."""
+        return list(self._post("instances", {"count": n, "tags": tags, "online": online})["instance_ids"])
+
+    # -- transport ---------------------------------------------------------------------------------
+    def _get(self, name: str) -> Any:
+        return self._call("GET", name, None)
+
+    def _post(self, name: str, payload: dict[str, Any]) -> Any:
+        return self._call("POST", name, payload)
+
+    def _call(self, method: str, name: str, payload: dict[str, Any] | None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(  # noqa: S310 - the URL is the emulator's own http endpoint
+            f"{self.endpoint_url}/_emulator/{name}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode("utf-8", errors="replace")
+            raise EmulatorControlError(
+                f"{method} /_emulator/{name} failed ({error.code}): {detail}"
+            ) from error

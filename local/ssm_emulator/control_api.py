@@ -1,0 +1,121 @@
+"""The control API's routes: JSON in, JSON out, under `/_emulator/` on the AWS port.
+
+| Method | Path                           | Body                                    |
+|--------|--------------------------------|-----------------------------------------|
+| GET    | /_emulator/health              |                                         |
+| GET    | /_emulator/info                |                                         |
+| GET    | /_emulator/counters            |                                         |
+| GET    | /_emulator/faults              |                                         |
+| GET    | /_emulator/processes           |                                         |
+| POST   | /_emulator/reset               |                                         |
+| POST   | /_emulator/throttle            | {"action", "count"?, "rate"?}           |
+| POST   | /_emulator/server-error        | {"action", "count"?, "status"?}         |
+| POST   | /_emulator/offline             | {"instance_ids", "offline"?}            |
+| POST   | /_emulator/force-exit          | {"instance_id", "code"} (null clears)   |
+| POST   | /_emulator/extra-duration      | {"instance_id", "seconds"}              |
+| POST   | /_emulator/consistency-delay   | {"seconds"}                             |
+| POST   | /_emulator/time-scale          | {"factor"}                              |
+| POST   | /_emulator/instances           | {"count", "tags"?, "online"?}           |
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ssm_emulator.middleware import ControlError, Route
+
+if TYPE_CHECKING:
+    from ssm_emulator.server import EmulatorServer
+
+Body = dict[str, Any]
+
+
+class ControlRoutes:
+    """The control API handlers of one server."""
+
+    def __init__(self, server: EmulatorServer) -> None:
+        self.server = server
+        self.faults = server.faults
+        self.registry = server.registry
+
+    def table(self) -> dict[tuple[str, str], Route]:
+        """Map (method, path below /_emulator/) to a handler."""
+        return {
+            ("GET", "health"): lambda _: {"status": "ok"},
+            ("GET", "info"): lambda _: self.server.info(),
+            ("GET", "counters"): lambda _: self.faults.counters(),
+            ("GET", "faults"): lambda _: {
+                **self.faults.snapshot(),
+                "offline": self.server.offline_instances(),
+            },
+            ("GET", "processes"): lambda _: {"live_process_groups": self.server.runner.live_groups()},
+            ("POST", "reset"): self.reset,
+            ("POST", "throttle"): self.throttle,
+            ("POST", "server-error"): self.server_error,
+            ("POST", "offline"): self.offline,
+            ("POST", "force-exit"): self.force_exit,
+            ("POST", "extra-duration"): self.extra_duration,
+            ("POST", "consistency-delay"): self.consistency_delay,
+            ("POST", "time-scale"): self.time_scale,
+            ("POST", "instances"): self.instances,
+        }
+
+    def reset(self, _: Body) -> Body:
+        self.faults.reset()
+        self.registry.all_online()
+        self.server.wake()
+        return {"reset": True}
+
+    def throttle(self, body: Body) -> Body:
+        count, rate = body.get("count"), body.get("rate")
+        self.faults.throttle(
+            str(body["action"]),
+            count=None if count is None else int(count),
+            rate=None if rate is None else float(rate),
+        )
+        return {"throttle": body["action"]}
+
+    def server_error(self, body: Body) -> Body:
+        action = str(body["action"])
+        self.faults.server_error(action, count=int(body.get("count", 1)), status=int(body.get("status", 500)))
+        return {"server_error": action}
+
+    def offline(self, body: Body) -> Body:
+        ids = [str(i) for i in body["instance_ids"]]
+        offline = bool(body.get("offline", True))
+        unknown = self.registry.set_online(ids, not offline)
+        if unknown:
+            raise ControlError(f"not emulator instances: {', '.join(unknown)}")
+        self.server.wake()
+        return {"instance_ids": ids, "offline": offline}
+
+    def force_exit(self, body: Body) -> Body:
+        code = body.get("code")
+        self.faults.force_exit(str(body["instance_id"]), None if code is None else int(code))
+        return {"instance_id": body["instance_id"], "code": code}
+
+    def extra_duration(self, body: Body) -> Body:
+        self.faults.extra_duration(str(body["instance_id"]), float(body["seconds"]))
+        return {"instance_id": body["instance_id"], "seconds": float(body["seconds"])}
+
+    def consistency_delay(self, body: Body) -> Body:
+        self.faults.consistency_delay = max(0.0, float(body["seconds"]))
+        return {"seconds": self.faults.consistency_delay}
+
+    def time_scale(self, body: Body) -> Body:
+        factor = float(body["factor"])
+        if factor <= 0:
+            raise ControlError("factor must be positive")
+        self.faults.time_scale = factor
+        return {"factor": factor}
+
+    def instances(self, body: Body) -> Body:
+        tags = body.get("tags")
+        ids = self.server.add_instances(int(body["count"]), tags=tags, online=bool(body.get("online", True)))
+        self.server.wake()
+        return {"instance_ids": ids}
+
+
+def build_routes(server: EmulatorServer) -> dict[tuple[str, str], Route]:
+    """Map (method, path below /_emulator/) to the handlers of one server."""
+    return ControlRoutes(server).table()

@@ -1,0 +1,158 @@
+"""Fault injection knobs and per-action call counters of one emulator.
+
+Every knob is set through the control API (see `control.py`) and cleared by `reset()`.
+All methods are thread-safe: the WSGI server calls them from its request threads and the
+scheduler reads them from its own thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+#: `throttle` / `server_error` rules keyed by this name apply to every action.
+ANY_ACTION = "*"
+
+
+@dataclass
+class _Rule:
+    """A countdown and/or a rate: fire for the next `remaining` calls, or for a fraction of them."""
+
+    remaining: int | None = None
+    rate: float | None = None
+    status: int = 500
+    credit: float = 0.0
+
+    def fire(self) -> bool:
+        if self.remaining is not None and self.remaining <= 0:
+            return False
+        if self.rate is not None:
+            # Deterministic: rate=0.25 fires on every 4th call, so tests need no seeds.
+            self.credit += self.rate
+            if self.credit < 1.0 - 1e-9:
+                return False
+            self.credit -= 1.0
+        if self.remaining is not None:
+            self.remaining -= 1
+        return True
+
+
+@dataclass
+class _Counter:
+    accepted: int = 0
+    throttled: int = 0
+    server_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        total = self.accepted + self.throttled + self.server_errors
+        return {
+            "calls": total,
+            "accepted": self.accepted,
+            "throttled": self.throttled,
+            "server_errors": self.server_errors,
+        }
+
+
+@dataclass
+class FaultState:
+    """The faults and counters of one emulator (the instance registry keeps `offline`)."""
+
+    default_time_scale: float = 1.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _throttles: dict[str, _Rule] = field(default_factory=dict)
+    _server_errors: dict[str, _Rule] = field(default_factory=dict)
+    _force_exit: dict[str, int] = field(default_factory=dict)
+    _extra_duration: dict[str, float] = field(default_factory=dict)
+    _counters: dict[str, _Counter] = field(default_factory=lambda: defaultdict(_Counter))
+    consistency_delay: float = 0.0
+    time_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.time_scale = self.default_time_scale
+
+    # -- knobs -------------------------------------------------------------------------
+    def throttle(self, action: str, count: int | None = None, rate: float | None = None) -> None:
+        """Answer ThrottlingException to the next `count` calls of `action`, or to a `rate` of them."""
+        if count is None and rate is None:
+            raise ValueError("throttle needs count or rate")
+        if rate is not None and not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        with self._lock:
+            self._throttles[action] = _Rule(remaining=count, rate=rate)
+
+    def server_error(self, action: str, count: int = 1, status: int = 500) -> None:
+        """Answer HTTP `status` (500 or 503) to the next `count` calls of `action`."""
+        if status not in (500, 503):
+            raise ValueError("status must be 500 or 503")
+        with self._lock:
+            self._server_errors[action] = _Rule(remaining=count, status=status)
+
+    def force_exit(self, instance_id: str, code: int | None) -> None:
+        """Make scripts on `instance_id` end with `code` (None clears it)."""
+        with self._lock:
+            if code is None:
+                self._force_exit.pop(instance_id, None)
+            else:
+                self._force_exit[instance_id] = int(code)
+
+    def extra_duration(self, instance_id: str, seconds: float) -> None:
+        """Make scripts on `instance_id` sleep `seconds` before their commands (0 clears it)."""
+        with self._lock:
+            if seconds <= 0:
+                self._extra_duration.pop(instance_id, None)
+            else:
+                self._extra_duration[instance_id] = float(seconds)
+
+    def reset(self) -> None:
+        """Clear every fault and every counter."""
+        with self._lock:
+            self._throttles.clear()
+            self._server_errors.clear()
+            self._force_exit.clear()
+            self._extra_duration.clear()
+            self._counters.clear()
+            self.consistency_delay = 0.0
+            self.time_scale = self.default_time_scale
+
+    # -- queries used by the middleware and the scheduler --------------------------------
+    def decide(self, action: str) -> tuple[str, int]:
+        """Count one call of `action` and say how to answer: ("accept"|"throttle"|"error", status)."""
+        with self._lock:
+            counter = self._counters[action]
+            rule = self._server_errors.get(action) or self._server_errors.get(ANY_ACTION)
+            if rule is not None and rule.fire():
+                counter.server_errors += 1
+                return "error", rule.status
+            rule = self._throttles.get(action) or self._throttles.get(ANY_ACTION)
+            if rule is not None and rule.fire():
+                counter.throttled += 1
+                return "throttle", 400
+            counter.accepted += 1
+            return "accept", 200
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Return `{action: {"calls", "accepted", "throttled", "server_errors"}}`."""
+        with self._lock:
+            return {action: counter.as_dict() for action, counter in sorted(self._counters.items())}
+
+    def script_faults(self, instance_id: str) -> tuple[float, int | None]:
+        """Return (extra seconds before the script, forced exit code or None) for an instance."""
+        with self._lock:
+            return self._extra_duration.get(instance_id, 0.0), self._force_exit.get(instance_id)
+
+    def snapshot(self) -> dict[str, object]:
+        """Describe the active faults (for the control API's GET /_emulator/faults)."""
+        with self._lock:
+            return {
+                "throttle": {
+                    a: {"remaining": r.remaining, "rate": r.rate} for a, r in self._throttles.items()
+                },
+                "server_error": {
+                    a: {"remaining": r.remaining, "status": r.status} for a, r in self._server_errors.items()
+                },
+                "force_exit": dict(self._force_exit),
+                "extra_duration": dict(self._extra_duration),
+                "consistency_delay": self.consistency_delay,
+                "time_scale": self.time_scale,
+            }
