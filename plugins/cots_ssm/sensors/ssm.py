@@ -110,6 +110,8 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
 
     def execute(self, context: Context) -> Any:
         self._prepare()
+        region, partition = self.hook.conn_region_name, self.hook.conn_partition
+        SsmRunCommandLink.persist(context, self, region, partition, command_id=self.watched[0])
         try:
             return super().execute(context)
         except AirflowSensorTimeout:

@@ -21,6 +21,14 @@ def sensor(command_ids, **kwargs):
     return op
 
 
+def send_with_a_retry(context, ids):
+    """The run task twice in one DAG run, as after a retry: the second try must adopt."""
+    first = send(context, instance_ids=ids)
+    retry = send(context, instance_ids=ids)
+    assert retry["command_ids"] == first["command_ids"]
+    return first
+
+
 def poke_until_done(op, context, limit=60.0):
     deadline = time.monotonic() + limit
     pokes = 0
@@ -108,6 +116,37 @@ class TestFleetOf120ByTag:
         context = make_context(task_id="wait")
         poke_until_done(sensor(sent["command_ids"]), context)
         assert len(context["ti"].xcom_pull(key="results")) == 120
+
+
+class TestFleetOf120ById:
+    """120 ids are 3 commands; a retry of the send adopts them; SendCommand is accepted 3 times."""
+
+    @pytest.fixture(scope="class")
+    def fleet(self, emulator):
+        return emulator.add_instances(120, tags={"Role": "ids120"})
+
+    def test_failure_in_the_second_command_fails_naming_it(self, aws, fleet, accepted, make_context):
+        bad = fleet[75]
+        aws.control.force_exit(bad, 6)
+        sent = send_with_a_retry(make_context(), fleet)
+        assert len(sent["command_ids"]) == 3
+        wait = sensor(sent["command_ids"])
+        with pytest.raises(
+            AirflowFailException, match=f"{bad} \\(.*\\): Failed \\(Failed\\), exit code 6"
+        ) as error:
+            poke_until_done(wait, make_context(task_id="wait"))
+        assert "1 of 120 instance(s) failed" in str(error.value)
+        with pytest.raises(AirflowFailException):  # a retry of the sensor reaches the same verdict
+            wait.poke(make_context(task_id="wait"))
+        assert accepted("SendCommand") == 3
+
+    def test_all_succeed(self, aws, fleet, accepted, make_context):
+        sent = send_with_a_retry(make_context(), fleet)
+        context = make_context(task_id="wait")
+        poke_until_done(sensor(sent["command_ids"]), context)
+        assert context["ti"].xcom_pull(key="verdict")["outcome"] == "succeeded"
+        assert len(context["ti"].xcom_pull(key="results")) == 120
+        assert accepted("SendCommand") == 3
 
 
 class TestTransientErrors:
