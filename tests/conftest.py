@@ -62,3 +62,27 @@ def aws(emulator):
     emulator.control.reset()
     yield emulator
     emulator.control.reset()
+
+
+@pytest.fixture
+def alerts(aws):
+    """Read the SNS alerts delivered to the emulator's SQS subscription (each read deletes them).
+
+    What earlier tests left is drained first: PurgeQueue is limited to once a minute.
+    """
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=aws.endpoint_url, region_name="us-east-1")
+
+    def read(wait: int = 2) -> list[dict]:
+        bodies: list[dict] = []
+        while messages := sqs.receive_message(
+            QueueUrl=aws.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0 if bodies else wait
+        ).get("Messages"):
+            bodies += [json.loads(m["Body"]) for m in messages]
+            for message in messages:
+                sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
+    read(wait=0)
+    return read

@@ -49,21 +49,6 @@ def airflow(emulator, tmp_path_factory):
     return run
 
 
-@pytest.fixture
-def alerts(aws):
-    sqs = boto3.client("sqs", endpoint_url=aws.endpoint_url, region_name="us-east-1")
-    while sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
-        "Messages"
-    ):
-        pass  # drain what earlier tests left (PurgeQueue is limited to once a minute)
-
-    def read():
-        answer = sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2)
-        return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
-
-    return read
-
-
 def output_of(result) -> str:
     return result.stdout + result.stderr
 
@@ -90,11 +75,16 @@ def test_one_failure_alert_names_instance_exit_code_and_stderr(airflow, aws, ale
     alert = messages[0]
     assert alert["Subject"] == "Airflow: cots_nightly_batch - 1/3 instance(s) failed"
     assert f"- {bad}" in alert["Message"] and "Failed (Failed), exit code 3" in alert["Message"]
-    stderr_line = next(line for line in alert["Message"].splitlines() if "stderr (last lines)" in line)
-    assert stderr_line
-    assert bad in alert["Message"].split("stderr (last lines):")[1], (
-        "the stderr tail of the batch names the host"
-    )
+    stderr_tail = alert["Message"].split("stderr (last lines):")[1].split("SSM commands:")[0]
+    assert f"instance {bad} is configured to fail" in stderr_tail, "the alert carries the batch's stderr"
+    # The teardown cancelled the two instances still running their 30 s batch.
+    ssm = boto3.client("ssm", endpoint_url=aws.endpoint_url, region_name="us-east-1")
+    command_id = alert["Message"].split("SSM commands:\n- ")[1].split(":")[0]
+    invocations = ssm.list_command_invocations(CommandId=command_id)["CommandInvocations"]
+    statuses = {i["InstanceId"]: i["Status"] for i in invocations}
+    assert statuses.pop(bad) == "Failed"
+    assert set(statuses.values()) <= {"Cancelled", "Cancelling"}, statuses
+    assert "Cancelled command" in out
 
 
 def test_120_instances_by_tag_failure_on_page_2(emulator, airflow, aws, alerts):

@@ -1,26 +1,6 @@
-import json
-
 import boto3
-import pytest
 
 from cots_ssm.notifications.sns import SsmFailureSnsNotifier
-
-
-@pytest.fixture
-def sqs(aws):
-    client = boto3.client("sqs", endpoint_url=aws.endpoint_url, region_name="us-east-1")
-    while client.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
-        "Messages"
-    ):
-        pass  # drain what earlier tests left (PurgeQueue is limited to once a minute)
-    return client
-
-
-def received(sqs, queue_url):
-    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2).get(
-        "Messages", []
-    )
-    return [json.loads(m["Body"]) for m in messages]
 
 
 def failure_context(make_context, failed_instance):
@@ -62,10 +42,10 @@ def failure_context(make_context, failed_instance):
 
 
 class TestPublish:
-    def test_alert_read_back_from_the_subscription(self, aws, sqs, make_context):
+    def test_alert_read_back_from_the_subscription(self, aws, alerts, make_context):
         notifier = SsmFailureSnsNotifier(target_arn=aws.topic_arn)
         notifier.notify(failure_context(make_context, "i-0123456789abcdef0"))
-        (envelope,) = received(sqs, aws.queue_url)
+        (envelope,) = alerts()
         assert envelope["Subject"] == "Airflow: cots_test - 1/3 instance(s) failed"
         body = envelope["Message"]
         assert "i-0123456789abcdef0: Failed (Failed), exit code 3" in body
@@ -80,10 +60,10 @@ class TestPublish:
         logged = capfd.readouterr().out
         assert "FAILED TO PUBLISH" in logged and "license server unreachable" in logged
 
-    def test_no_topic_logs_the_alert(self, aws, sqs, make_context, capfd):
+    def test_no_topic_logs_the_alert(self, aws, alerts, make_context, capfd):
         SsmFailureSnsNotifier(target_arn="").notify(failure_context(make_context, "i-0123456789abcdef0"))
         assert "No SNS topic configured" in capfd.readouterr().out
-        assert received(sqs, aws.queue_url) == []
+        assert alerts() == []
 
     def test_fifo_topic_is_published_to(self, aws, make_context, capfd):
         sns = boto3.client("sns", endpoint_url=aws.endpoint_url, region_name="us-east-1")
