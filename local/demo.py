@@ -17,7 +17,7 @@ import sys
 import time
 
 import boto3
-from devenv import ROOT, LocalAws, airflow_env, emulator, migrate
+from devenv import ROOT, LocalAws, airflow_env, emulator, migrate, raise_on_sigterm
 
 BUILD = ROOT / "build" / "demo"
 DAG_ID = "cots_nightly_batch"
@@ -62,6 +62,7 @@ def read_alerts(aws: LocalAws) -> list[dict]:
 
 
 def main() -> int:
+    raise_on_sigterm()
     BUILD.mkdir(parents=True, exist_ok=True)
     home = BUILD / "airflow-home"
     banner("Starting the local AWS emulator (3 EC2 instances tagged Role=cots, SSM-managed)")

@@ -104,6 +104,43 @@ def airflow_env(aws: LocalAws, airflow_home: Path, **batch: str) -> dict[str, st
     return env
 
 
+@contextlib.contextmanager
+def standalone(env: dict[str, str], log: Path | None = None) -> Iterator[subprocess.Popen]:
+    """``airflow standalone`` in a process group of its own, stopped as a whole on exit."""
+    output = log.open("w") if log else None
+    process = subprocess.Popen(
+        ["airflow", "standalone"], env=env, start_new_session=True, stdout=output, stderr=output
+    )
+    try:
+        yield process
+    finally:
+        stop_group(process)
+        if output:
+            output.close()
+
+
+def stop_group(process: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM the process group, then SIGKILL what is left of it after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so ``with`` blocks stop what they started."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def migrate(env: dict[str, str]) -> None:
     """Create or upgrade the SQLite metadata database of ``AIRFLOW_HOME``."""
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)

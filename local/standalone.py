@@ -8,13 +8,13 @@ password printed below, and trigger ``cots_nightly_batch`` from its form. Ctrl-C
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
-from devenv import ROOT, airflow_env, emulator, migrate
+from devenv import ROOT, airflow_env, emulator, migrate, raise_on_sigterm, standalone
 
 
 def main() -> int:
+    raise_on_sigterm()
     home = ROOT / "build" / "standalone" / "airflow-home"
     home.mkdir(parents=True, exist_ok=True)
     with emulator(port=5000, instances=3) as aws:
@@ -25,8 +25,10 @@ def main() -> int:
         passwords = home / "simple_auth_manager_passwords.json.generated"
         print(f"Airflow UI: http://localhost:8080 (user admin, password in {passwords})", flush=True)
         try:
-            return subprocess.call(["airflow", "standalone"], env=env)
+            with standalone(env) as process:
+                return process.wait()
         except KeyboardInterrupt:
+            print("Stopping Airflow and the local AWS ...", flush=True)
             return 0
 
 
