@@ -179,7 +179,8 @@ class InvocationResult:
             instance_id=item["InstanceId"],
             status=status,
             status_details=item.get("StatusDetails") or status.value,
-            exit_code=None if code is None or is_running(status) else int(code),
+            # -1 is SSM's "no exit code": still running, or never started (Terminated, Delivery Timed Out).
+            exit_code=None if code is None or int(code) == -1 or is_running(status) else int(code),
             instance_name=item.get("InstanceName") or "",
             requested_at=item.get("RequestedDateTime"),
             started_at=plugin.get("ResponseStartDateTime"),
@@ -371,18 +372,27 @@ class FleetVerdict:
             waiting.append(f"{unseen} not listed yet")
         return line + (f"; {', '.join(waiting)}" if waiting else "")
 
-    def failure_summary(self, *, stderr_lines: int = 5) -> str:
-        """Every failed instance with its status, details, exit code and the end of its stderr."""
+    def failure_summary(self, *, stderr_lines: int = 5, max_instances: int = 25) -> str:
+        """The failed instances with status, details, exit code and the end of their stderr.
+
+        Instances that ran and failed come first (those SSM never started, e.g. ``Terminated``,
+        explain less); past ``max_instances`` the rest are counted, not listed.
+        """
         lines = [
             f"{len(self.failed)} of {self.expected} instance(s) failed "
             f"(at most {self.allowed_failures} tolerated); {self.progress_line()}"
         ]
         lines.extend(f"command problem: {problem}" for problem in self.problems)
-        for invocation in self.failed:
+        ordered = sorted(self.failed, key=lambda i: (i.started_at is None, i.instance_id))
+        for invocation in ordered[:max_instances]:
             lines.append(f"- {invocation.describe()}")
             stderr = tail(invocation.stderr, lines=stderr_lines)
             if stderr:
                 lines.extend(f"    stderr| {line}" for line in stderr.splitlines())
+        if len(ordered) > max_instances:
+            lines.append(
+                f"... and {len(ordered) - max_instances} more failed instance(s): see the results XCom"
+            )
         return "\n".join(lines)
 
     def summary(self) -> dict[str, Any]:

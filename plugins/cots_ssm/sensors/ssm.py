@@ -87,6 +87,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         self.max_consecutive_api_errors = max_consecutive_api_errors
         self.cancel_on_timeout = cancel_on_timeout
         self.output_tail_lines = output_tail_lines
+        self._announced: set[tuple[str, str]] = set()
 
     # -- rendering ---------------------------------------------------------------------------------------
     def _command_id_list(self) -> list[str]:
@@ -179,9 +180,17 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
 
     # -- poking --------------------------------------------------------------------------------------------
     def _log_newly_finished(self, verdict: FleetVerdict) -> None:
+        """Log each instance that finished since the previous poke.
+
+        In ``poke`` mode the sensor remembers what it announced. In ``reschedule`` mode every poke
+        is a new process, so "since the previous poke" is the last ``poke_interval`` seconds.
+        """
         since = datetime.now(UTC) - timedelta(seconds=self.poke_interval)
         for invocation in verdict.finished:
-            if invocation.finished_at is None or invocation.finished_at >= since:
+            key = (invocation.command_id, invocation.instance_id)
+            recent = invocation.finished_at is None or invocation.finished_at >= since
+            if key not in self._announced and (recent or not self.reschedule):
+                self._announced.add(key)
                 self.log.info("Finished: %s", invocation.describe())
 
     def poke(self, context: Context) -> bool:

@@ -123,6 +123,13 @@ class TestInvocationResult:
         assert result.stderr == "boom\n"
         assert result.duration_seconds == 42
 
+    def test_never_started_invocation_has_no_exit_code(self):
+        item = api_invocation(IDS[0], "Cancelled", details="Terminated", code=-1)
+        item["CommandPlugins"][0]["ResponseStartDateTime"] = None
+        result = InvocationResult.from_api(item)
+        assert result.exit_code is None
+        assert "exit code" not in result.describe()
+
     def test_running_invocation_has_no_exit_code_yet(self):
         assert invocation(IDS[0], Status.IN_PROGRESS, code=-1).exit_code is None
 
@@ -215,6 +222,19 @@ class TestFleetVerdict:
         summary = verdict.failure_summary()
         assert f"{IDS[1]} (host-{IDS[1][-3:]}): Failed (Failed), exit code 3" in summary
         assert "stderr| Disk full" in summary
+
+    def test_summary_lists_ran_and_failed_first_and_caps_the_list(self):
+        ids = [f"i-{n:017x}" for n in range(40)]
+        never_started = [api_invocation(i, "Cancelled", "Terminated", code=-1) for i in ids[:39]]
+        for item in never_started:
+            item["CommandPlugins"][0]["ResponseStartDateTime"] = None
+        invocations = [InvocationResult.from_api(item) for item in never_started]
+        ran = InvocationResult.from_api(api_invocation(ids[39], "Failed", code=9))
+        verdict = fleet_verdict([command(status=Status.FAILED, ids=ids)], [*invocations, ran])
+        summary = verdict.failure_summary(max_instances=5)
+        assert summary.splitlines()[1].startswith(f"- {ids[39]}")
+        assert "... and 35 more failed instance(s)" in summary
+        assert summary.count("\n- ") == 5
 
     def test_table_is_sorted_by_instance(self):
         verdict = fleet_verdict(
