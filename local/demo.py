@@ -41,7 +41,7 @@ def run_dag(env: dict[str, str], name: str, conf: dict) -> tuple[int, str]:
     output = result.stdout + result.stderr
     (BUILD / f"{name}.log").write_text(output)
     for line in output.splitlines():
-        if HIGHLIGHTS.search(line):
+        if HIGHLIGHTS.search(line) and "Pushing xcom" not in line:
             print("  " + _strip_log_prefix(line), flush=True)
     print(f"-> exit code {result.returncode} after {time.monotonic() - started:.0f}s "
           f"(full log: build/demo/{name}.log)", flush=True)  # fmt: skip

@@ -67,7 +67,7 @@ DETAIL_EXPLANATIONS: Mapping[StatusDetails, str] = {
     StatusDetails.PENDING: "not sent to the instance yet",
     StatusDetails.IN_PROGRESS: "running on the instance",
     StatusDetails.DELAYED: "could not be sent yet; SSM retries",
-    StatusDetails.SUCCESS: "exit code 0",
+    StatusDetails.SUCCESS: "completed",
     StatusDetails.DELIVERY_TIMED_OUT: "never started: the instance did not pick the command up in time "
     "(agent offline or instance stopped?)",
     StatusDetails.EXECUTION_TIMED_OUT: "killed after the execution timeout",
