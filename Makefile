@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo run clean
+.PHONY: venv test lint system-tools demo run clean
 
 venv: $(STAMP)
 
@@ -18,7 +18,18 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: lint
+# Debian tools some tests use: headless Chromium (the trigger-form test) and docker-compose
+# (validates docker-compose.yaml). Installed when missing and apt can run; else those tests skip.
+SYSTEM_TOOLS := chromium docker-compose
+system-tools:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+			&& (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null 2>&1; \
+		then echo "installed:$$missing"; else echo "not installed:$$missing (their tests will be skipped)"; fi; \
+	fi
+
+test: lint system-tools
 	$(PY) -m pytest
 
 clean:

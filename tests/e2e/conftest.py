@@ -1,0 +1,100 @@
+"""Shared by the end-to-end tests: ``airflow standalone`` on the emulator, and its REST API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from devenv import LocalAws, airflow_env, migrate, standalone
+
+DAG = "cots_nightly_batch"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Api:
+    """A small client of Airflow's REST API, logged in as the standalone admin."""
+
+    def __init__(self, base: str, password_file):
+        self.base, self.password_file, self.token = base, password_file, None
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    def login(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            try:
+                if self.password_file.exists() and self.call("GET", "/api/v2/version")[0] == 200:
+                    password = json.loads(self.password_file.read_text())["admin"]
+                    status, answer = self.call(
+                        "POST", "/auth/token", {"username": "admin", "password": password}
+                    )
+                    if status in (200, 201):
+                        self.token = answer["access_token"]
+                        return
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(1)
+        raise AssertionError("airflow standalone did not come up")
+
+    def wait_for(self, path: str, ready, deadline: float, what: str) -> dict:
+        answer: dict = {}
+        while time.monotonic() < deadline:
+            status, answer = self.call("GET", path)
+            if status == 200 and ready(answer):
+                return answer
+            time.sleep(1)
+        raise AssertionError(f"timed out waiting for {what}; last answer: {answer}")
+
+
+@pytest.fixture(scope="package")
+def api(emulator, tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow-standalone")
+    aws = LocalAws(emulator.endpoint_url, emulator.instance_ids, emulator.topic_arn, emulator.queue_url)
+    port = free_port()
+    env = airflow_env(aws, home, POLL_SECONDS="1")
+    env.update(
+        {
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        }
+    )
+    migrate(env)
+    with standalone(env, log=home / "standalone.log"):
+        client = Api(f"http://localhost:{port}", home / "simple_auth_manager_passwords.json.generated")
+        client.login(time.monotonic() + 120)
+        client.wait_for(
+            f"/api/v2/dags/{DAG}", lambda dag: dag.get("dag_id") == DAG, time.monotonic() + 120, "DAG"
+        )
+        # The DAG is unpaused: its latest nightly tick runs at once; let it end before the tests.
+        client.wait_for(
+            f"/api/v2/dags/{DAG}/dagRuns",
+            lambda runs: (
+                runs["dag_runs"] and all(r["state"] in ("success", "failed") for r in runs["dag_runs"])
+            ),
+            time.monotonic() + 180,
+            "the scheduled run",
+        )
+        yield client
