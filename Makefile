@@ -17,6 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # Debian tools some tests use: headless Chromium (the trigger-form test) and docker-compose
 # (validates docker-compose.yaml). Installed when missing and apt can run; else those tests skip.

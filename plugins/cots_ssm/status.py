@@ -296,7 +296,9 @@ class FailureTolerance:
     percent: bool = False
 
     @classmethod
-    def parse(cls, value: int | str | FailureTolerance, *, field_name: str = "max_failed_instances"):
+    def parse(
+        cls, value: int | str | FailureTolerance, *, field_name: str = "max_failed_instances"
+    ) -> FailureTolerance:
         """Read ``3``, ``"3"`` or ``"10%"``; raise ``ValueError`` naming the field and the value."""
         if isinstance(value, FailureTolerance):
             return value
@@ -433,13 +435,13 @@ def fleet_verdict(
     An invocation list that is empty or shorter than the commands' target count (as right after
     SendCommand) means "not yet", never success.
     """
-    tolerance = FailureTolerance.parse(tolerance)
+    limit = FailureTolerance.parse(tolerance)
     unique = {(i.command_id, i.instance_id): i for i in invocations}
     seen = tuple(unique.values())
     per_command = Counter(i.command_id for i in seen)
     expected = sum(max(c.expected_count, per_command[c.command_id]) for c in commands)
     problems = tuple(p for c in commands if (p := _command_problem(c, per_command[c.command_id])))
-    allowed = tolerance.allowed(expected)
+    allowed = limit.allowed(expected)
     failures = sum(1 for i in seen if i.failed) + len(problems)
     if failures > allowed or (problems and not expected):
         outcome = Outcome.FAILED

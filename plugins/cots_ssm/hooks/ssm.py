@@ -45,7 +45,7 @@ def is_transient(error: BaseException) -> bool:
 
 def error_code(error: BaseException) -> str:
     if isinstance(error, ClientError):
-        return error.response.get("Error", {}).get("Code", "")
+        return str(error.response.get("Error", {}).get("Code", ""))
     return ""
 
 
@@ -61,7 +61,8 @@ class SsmFleetHook(SsmHook):
 
     def send_command(self, **kwargs: Any) -> dict[str, Any]:
         """One SendCommand call; returns its ``Command``."""
-        return self.conn.send_command(**kwargs)["Command"]
+        command: dict[str, Any] = self.conn.send_command(**kwargs)["Command"]
+        return command
 
     def list_commands_since(
         self, invoked_after: datetime, document_name: str | None = None
@@ -84,7 +85,10 @@ class SsmFleetHook(SsmHook):
 
     def get_invocation(self, command_id: str, instance_id: str) -> dict[str, Any]:
         """GetCommandInvocation: stdout up to 24,000 chars and stderr up to 8,000."""
-        return self.conn.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+        invocation: dict[str, Any] = self.conn.get_command_invocation(
+            CommandId=command_id, InstanceId=instance_id
+        )
+        return invocation
 
     def cancel_command(self, command_id: str, instance_ids: Sequence[str] | None = None) -> None:
         """Ask SSM to cancel a command, on some instances or on all of them."""

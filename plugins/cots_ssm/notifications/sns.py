@@ -77,7 +77,7 @@ class SsmFailureSnsNotifier(BaseNotifier):
             self.log.warning("No SNS topic configured: failure alert not sent:\n%s", alert.body())
             return
         try:
-            hook = SnsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+            hook = SnsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)  # type: ignore[no-untyped-call]
             response = hook.get_conn().publish(
                 TopicArn=self.target_arn,
                 Subject=alert.subject(),

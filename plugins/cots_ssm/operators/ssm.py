@@ -24,13 +24,16 @@ SHELL_DOCUMENTS = frozenset({"AWS-RunShellScript"})
 NOT_ADOPTABLE = frozenset({Status.CANCELLED, Status.CANCELLING})
 
 
-class _FleetTargetsMixin:
-    """Targets of a fleet run: exactly one of ``instance_ids`` / ``target_tags``, checked and resolved."""
+class _FleetTargetsOperator(AwsBaseOperator[SsmFleetHook]):
+    """Base of the operators that target a fleet: exactly one of ``instance_ids`` / ``target_tags``.
 
+    :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
+    """
+
+    aws_hook_class = SsmFleetHook
     instance_ids: Any
     target_tags: Any
     preflight: bool
-    hook: SsmFleetHook
 
     def _targets(self) -> tuple[list[str] | None, dict[str, list[str]] | None]:
         ids, tags = validation.from_template(self.instance_ids), validation.from_template(self.target_tags)
@@ -61,7 +64,7 @@ class _FleetTargetsMixin:
         return ids or sorted(found)
 
 
-class SsmRunCommandOperator(_FleetTargetsMixin, AwsBaseOperator[SsmFleetHook]):
+class SsmRunCommandOperator(_FleetTargetsOperator):
     """Send a command to every instance of a fleet through SSM Run Command, safely.
 
     It validates every AWS limit before any call, checks that the instances are online, splits
@@ -138,7 +141,7 @@ class SsmRunCommandOperator(_FleetTargetsMixin, AwsBaseOperator[SsmFleetHook]):
         comment: str = "",
         preflight: bool = True,
         adopt_existing: bool = True,
-        botocore_config: dict | None = None,
+        botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(botocore_config=botocore_config or DEFAULT_BOTOCORE_CONFIG, **kwargs)
@@ -220,7 +223,9 @@ class SsmRunCommandOperator(_FleetTargetsMixin, AwsBaseOperator[SsmFleetHook]):
         found = sent_chunks(digest, listed)
         return {i: c for i, c in found.items() if parse_status(c["Status"]) not in NOT_ADOPTABLE}
 
-    def _send_chunks(self, chunks: list[CommandChunk], earlier: Mapping[int, Mapping[str, Any]], kwargs):
+    def _send_chunks(
+        self, chunks: list[CommandChunk], earlier: Mapping[int, Mapping[str, Any]], kwargs: Mapping[str, Any]
+    ) -> list[str]:
         sent_now: list[str] = []
         command_ids: list[str] = []
         for chunk in chunks:
@@ -300,7 +305,7 @@ class SsmRunCommandOperator(_FleetTargetsMixin, AwsBaseOperator[SsmFleetHook]):
             )
 
 
-class SsmFleetPreflightOperator(_FleetTargetsMixin, AwsBaseOperator[SsmFleetHook]):
+class SsmFleetPreflightOperator(_FleetTargetsOperator):
     """Check a fleet before anything is sent: the targets, the script arguments, every instance online.
 
     Returns the resolved instance ids (also in XCom under ``instance_ids``); fails naming every
@@ -322,7 +327,7 @@ class SsmFleetPreflightOperator(_FleetTargetsMixin, AwsBaseOperator[SsmFleetHook
         instance_ids: Sequence[str] | str | None = None,
         target_tags: Mapping[str, Sequence[str]] | str | None = None,
         script_arguments: Sequence[str] | str | None = None,
-        botocore_config: dict | None = None,
+        botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(botocore_config=botocore_config or DEFAULT_BOTOCORE_CONFIG, **kwargs)
@@ -355,7 +360,11 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
     ui_color = "#e8a0a0"
 
     def __init__(
-        self, *, command_ids: Sequence[str] | str | None, botocore_config: dict | None = None, **kwargs
+        self,
+        *,
+        command_ids: Sequence[str] | str | None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
     ):
         super().__init__(botocore_config=botocore_config or DEFAULT_BOTOCORE_CONFIG, **kwargs)
         self.command_ids = command_ids

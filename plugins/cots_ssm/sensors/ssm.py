@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
@@ -26,6 +26,8 @@ from cots_ssm.status import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+T = TypeVar("T")
 
 #: At most this many failed instances get their full output read with GetCommandInvocation.
 MAX_OUTPUT_FETCHES = 50
@@ -71,7 +73,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         max_consecutive_api_errors: int = 5,
         cancel_on_timeout: bool = True,
         output_tail_lines: int = 20,
-        botocore_config: dict | None = None,
+        botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         numeric = isinstance(poke_interval, (int, float)) and not isinstance(poke_interval, bool)
@@ -125,7 +127,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
             self.cancel_running("the task was killed")
 
     # -- reading SSM ---------------------------------------------------------------------------------------
-    def _with_retries(self, what: str, call, *args, **kwargs):
+    def _with_retries(self, what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Absorb throttling, 5xx and connection errors, up to ``max_consecutive_api_errors`` in a row."""
         for attempt in range(1, self.max_consecutive_api_errors + 1):
             try:
