@@ -93,3 +93,5 @@ with DAG(
     )
 
     preflight >> run >> wait >> report >> cancel.as_teardown(setups=run)
+    # Also after a failed run task: what it sent before failing is in its XCom and must not run unwatched.
+    cancel.trigger_rule = "all_done"

@@ -48,6 +48,7 @@ def test_tasks_and_order(dag):
     assert dag.task_ids == ["preflight", "run", "wait", "report", "cancel_leftovers"]
     assert dag.task_dict["run"].downstream_task_ids == {"wait", "cancel_leftovers"}
     assert dag.task_dict["cancel_leftovers"].is_teardown
+    assert dag.task_dict["cancel_leftovers"].trigger_rule == "all_done", "must run after a failed send too"
     assert dag.task_dict["report"].trigger_rule == "all_done"
 
 

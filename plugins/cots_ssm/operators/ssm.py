@@ -223,38 +223,45 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         found = sent_chunks(digest, listed)
         return {i: c for i, c in found.items() if parse_status(c["Status"]) not in NOT_ADOPTABLE}
 
+    def _adopt(self, chunk: CommandChunk, command: Mapping[str, Any]) -> str:
+        command_id: str = command["CommandId"]
+        if not chunk.matches(command):
+            raise AirflowFailException(
+                f"Command {command_id} (chunk {chunk.index}/{chunk.total}) was sent by an earlier "
+                "try of this run to other instances than this try targets; not sending again. "
+                "Trigger a new DAG run to run the batch on the new targets."
+            )
+        self.log.info(
+            "Adopting command %s (chunk %s/%s) sent by an earlier try", command_id, chunk.index, chunk.total
+        )
+        return command_id
+
     def _send_chunks(
-        self, chunks: list[CommandChunk], earlier: Mapping[int, Mapping[str, Any]], kwargs: Mapping[str, Any]
+        self,
+        chunks: list[CommandChunk],
+        earlier: Mapping[int, Mapping[str, Any]],
+        kwargs: Mapping[str, Any],
+        ti: Any,
     ) -> list[str]:
+        """Send (or adopt) every chunk; ``command_ids`` is in XCom after each one, for the teardown."""
         sent_now: list[str] = []
         command_ids: list[str] = []
         for chunk in chunks:
             if chunk.index in earlier:
-                command_id = earlier[chunk.index]["CommandId"]
-                if not chunk.matches(earlier[chunk.index]):
-                    raise AirflowFailException(
-                        f"Command {command_id} (chunk {chunk.index}/{chunk.total}) was sent by an earlier "
-                        "try of this run to other instances than this try targets; not sending again. "
-                        "Trigger a new DAG run to run the batch on the new targets."
-                    )
-                self.log.info(
-                    "Adopting command %s (chunk %s/%s) sent by an earlier try",
-                    command_id,
-                    chunk.index,
-                    chunk.total,
+                command_ids.append(self._adopt(chunk, earlier[chunk.index]))
+                continue
+            try:
+                command = self.hook.send_command(
+                    **kwargs, **chunk.target_kwargs(), Comment=chunk.comment(self.comment or "")
                 )
-            else:
-                try:
-                    command_id = self.hook.send_command(
-                        **kwargs, **chunk.target_kwargs(), Comment=chunk.comment(self.comment or "")
-                    )["CommandId"]
-                except ClientError as error:
-                    if not is_transient(error):
-                        self._cancel_partial(sent_now)
-                    raise
-                sent_now.append(command_id)
-                self.log.info("Sent command %s (chunk %s/%s)", command_id, chunk.index, chunk.total)
-            command_ids.append(command_id)
+            except ClientError as error:
+                if not is_transient(error):
+                    self._cancel_partial(sent_now)
+                raise
+            sent_now.append(command["CommandId"])
+            command_ids.append(command["CommandId"])
+            ti.xcom_push(key="command_ids", value=command_ids)
+            self.log.info("Sent command %s (chunk %s/%s)", command["CommandId"], chunk.index, chunk.total)
         return command_ids
 
     def _cancel_partial(self, command_ids: list[str]) -> None:
@@ -274,7 +281,7 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         ti = context["ti"]
         digest = run_digest(ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1)))
         chunks = plan_chunks(digest, instance_ids=ids, tags=tags)
-        command_ids = self._send_chunks(chunks, self._earlier_commands(digest, context), send_kwargs)
+        command_ids = self._send_chunks(chunks, self._earlier_commands(digest, context), send_kwargs, ti)
         self._persist_links(context, command_ids, send_kwargs)
         result = {
             "command_ids": command_ids,

@@ -124,6 +124,22 @@ class TestChunksAndRetries:
         assert len(result["command_ids"]) == 3
         assert accepted("SendCommand") == 3
 
+    def test_a_failed_try_leaves_what_it_sent_in_xcom_for_the_teardown(self, aws, fleet, make_context):
+        context = make_context(run_id="manual__half")
+        aws.control.throttle("SendCommand", rate=0.5)  # chunk 1 passes, chunk 2 is throttled
+        no_retry = operator(
+            instance_ids=fleet,
+            commands=["sleep 30"],
+            botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}},
+        )
+        with pytest.raises(Exception, match="Throttling"):
+            no_retry.execute(context)
+        (sent,) = context["ti"].xcom_pull(key="command_ids")
+        cancel = SsmCancelCommandsOperator(
+            task_id="cancel", command_ids=context["ti"].xcom_pull(key="command_ids")
+        )
+        assert cancel.execute(make_context(task_id="cancel")) == [sent]
+
     def test_another_run_sends_again(self, aws, fleet, accepted, make_context):
         a = operator(instance_ids=fleet).execute(make_context(run_id="manual__a"))
         b = operator(instance_ids=fleet).execute(make_context(run_id="manual__b"))
