@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint system-tools demo run clean
+.PHONY: venv test lint system-tools demo run mwaa clean
 
 venv: $(STAMP)
 
@@ -43,3 +43,7 @@ demo: venv
 # Airflow standalone + the emulator: the UI on http://localhost:8080, the DAG ready to trigger.
 run: venv
 	PYTHONPATH=local:plugins $(PY) local/standalone.py
+
+# The MWAA upload set in build/mwaa/: dags/, plugins.zip (zipped from inside plugins/), requirements.txt, startup.sh.
+mwaa: venv
+	$(PY) mwaa/bundle.py build/mwaa

@@ -1,0 +1,108 @@
+"""The MWAA upload set: plugins.zip as MWAA unpacks it, a DAG that parses from it, least privilege."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "mwaa"))
+from bundle import bundle  # noqa: E402
+
+CALLED_ACTIONS = {
+    "ssm:SendCommand",
+    "ssm:ListCommands",
+    "ssm:ListCommandInvocations",
+    "ssm:GetCommandInvocation",
+    "ssm:CancelCommand",
+    "ssm:DescribeInstanceInformation",
+    "sns:Publish",
+}
+
+
+@pytest.fixture(scope="module")
+def upload(tmp_path_factory):
+    return bundle(tmp_path_factory.mktemp("mwaa") / "upload")
+
+
+def test_plugins_zip_is_zipped_from_inside_plugins(upload):
+    names = zipfile.ZipFile(upload / "plugins.zip").namelist()
+    assert {".airflowignore", "cots_ssm_plugin.py", "cots_ssm/__init__.py", "cots_ssm/status.py"} <= set(
+        names
+    )
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("plugins/")]
+
+
+def test_the_dag_parses_from_the_unpacked_upload_set(upload, tmp_path):
+    plugins = tmp_path / "plugins"
+    zipfile.ZipFile(upload / "plugins.zip").extractall(plugins)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(upload / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+        "PYTHONPATH": str(plugins),  # MWAA puts the unpacked plugins folder on sys.path
+    }
+    script = (
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "from airflow import plugins_manager\n"
+        "bag = DagBag()\n"
+        "assert not bag.import_errors, bag.import_errors\n"
+        "assert 'cots_nightly_batch' in bag.dags\n"
+        "links = sorted(type(link).__name__ for link in plugins_manager.get_operator_extra_links())\n"
+        "assert not plugins_manager.get_import_errors(), plugins_manager.get_import_errors()\n"
+        "print(sorted(bag.dags), links, sorted(p['name'] for p in plugins_manager.get_plugin_info()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "cots_nightly_batch" in result.stdout
+    assert "CloudWatchOutputLink" in result.stdout and "SsmRunCommandLink" in result.stdout
+    assert "['cots_ssm']" in result.stdout, "the plugin scan loads our plugin, and only it, from the zip"
+
+
+def test_requirements_carry_a_constraint_line(upload):
+    lines = [
+        line for line in (upload / "requirements.txt").read_text().splitlines() if not line.startswith("#")
+    ]
+    assert lines[0].startswith("--constraint ")
+
+
+def test_execution_role_covers_every_call_and_scopes_send_command():
+    policy = json.loads((ROOT / "mwaa" / "execution-role-policy.json").read_text())
+    allowed = {}
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        for action in actions:
+            allowed.setdefault(action, []).append(statement)
+    assert set(allowed) == CALLED_ACTIONS
+    for statement in allowed["ssm:SendCommand"]:
+        assert statement["Resource"] != "*"
+    assert any(
+        "ssm:resourceTag/Role" in json.dumps(s.get("Condition", {})) for s in allowed["ssm:SendCommand"]
+    )
+    assert allowed["sns:Publish"][0]["Resource"] != "*"
+
+
+def startup_exports() -> dict[str, str]:
+    exports = {}
+    for line in (ROOT / "mwaa" / "startup.sh").read_text().splitlines():
+        if line.startswith("export "):
+            name, value = line.removeprefix("export ").split("=", 1)
+            exports[name] = value.strip("'\"")
+    return exports
+
+
+def test_startup_script_sets_documented_variables_the_config_reads():
+    from cots_ssm.config import PREFIX, BatchConfig
+
+    exports = startup_exports()
+    documented = (ROOT / "plugins" / "cots_ssm" / "config.py").read_text()
+    assert exports and all(name.startswith(PREFIX) and f"``{name}``" in documented for name in exports)
+    config = BatchConfig.from_env(exports)
+    assert config.schedule == "0 2 * * *" and config.target_tags == {"Role": ["cots"]}
