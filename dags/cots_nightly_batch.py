@@ -81,7 +81,8 @@ with DAG(
         command_ids=run.output["command_ids"],
         max_failed_instances="{{ params.max_failed_instances }}",
         poke_interval="{{ params.poll_interval_seconds }}",
-        timeout=CONFIG.dagrun_timeout_hours * 3600,
+        # Time out (cancel, fail, alert) before dagrun_timeout ends the run without any task failing.
+        timeout=max(600, CONFIG.dagrun_timeout_hours * 3600 - 900),
     )
     report = task(task_id="report", trigger_rule="all_done", on_failure_callback=None, retries=0)(
         report_fleet

@@ -56,6 +56,11 @@ def test_sensor_frees_the_worker_slot(dag):
     assert dag.task_dict["wait"].mode == "reschedule"
 
 
+def test_sensor_times_out_before_the_run_does(dag):
+    # Only a task failure cancels the leftovers and alerts; a dagrun_timeout alone would do neither.
+    assert dag.task_dict["wait"].timeout < dag.dagrun_timeout.total_seconds()
+
+
 def test_owner_tags_doc_and_retries(dag):
     assert {"cots", "ssm", "nightly"} <= set(dag.tags)
     assert dag.doc_md and "SSM Run Command" in dag.doc_md
