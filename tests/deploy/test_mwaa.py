@@ -48,13 +48,22 @@ def test_the_dag_parses_from_the_unpacked_upload_set(upload, tmp_path):
         "PYTHONPATH": str(plugins),  # MWAA puts the unpacked plugins folder on sys.path
     }
     script = (
-        "from airflow.dag_processing.dagbag import DagBag\n"
+        "try:\n"
+        "    from airflow.dag_processing.dagbag import DagBag\n"
+        "except ImportError:\n"
+        "    from airflow.models.dagbag import DagBag\n"
         "from airflow import plugins_manager\n"
         "bag = DagBag()\n"
         "assert not bag.import_errors, bag.import_errors\n"
         "assert 'cots_nightly_batch' in bag.dags\n"
-        "links = sorted(type(link).__name__ for link in plugins_manager.get_operator_extra_links())\n"
-        "assert not plugins_manager.get_import_errors(), plugins_manager.get_import_errors()\n"
+        "if hasattr(plugins_manager, 'get_operator_extra_links'):  # Airflow 3.2+\n"
+        "    extra_links = plugins_manager.get_operator_extra_links()\n"
+        "    errors = plugins_manager.get_import_errors()\n"
+        "else:  # Airflow 3.0 / 3.1\n"
+        "    plugins_manager.initialize_extra_operators_links_plugins()\n"
+        "    extra_links, errors = plugins_manager.operator_extra_links, plugins_manager.import_errors\n"
+        "links = sorted(type(link).__name__ for link in extra_links)\n"
+        "assert not errors, errors\n"
         "print(sorted(bag.dags), links, sorted(p['name'] for p in plugins_manager.get_plugin_info()))\n"
     )
     result = subprocess.run(
