@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint system-tools demo run mwaa clean
+.PHONY: venv test test-oldest lint system-tools demo run mwaa clean
 
 venv: $(STAMP)
 
@@ -32,9 +32,21 @@ system-tools:
 
 test: lint system-tools
 	$(PY) -m pytest
+	$(MAKE) test-oldest
+
+# The package on MWAA's oldest Airflow 3 (3.0.6 + amazon provider 9.12.0): unit, emulator-backed,
+# DAG-integrity and MWAA-bundle tests (the end-to-end harness targets the current Airflow only).
+OLD_VENV := .venv-airflow-3.0.6
+$(OLD_VENV)/.installed: requirements/airflow-3.0.6-lock.txt
+	$(PYTHON) -m venv $(OLD_VENV)
+	$(OLD_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/airflow-3.0.6-lock.txt
+	touch $@
+
+test-oldest: $(OLD_VENV)/.installed
+	$(OLD_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/plugins tests/dags tests/deploy/test_mwaa.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build
+	rm -rf $(VENV) $(OLD_VENV) .pytest_cache .ruff_cache .mypy_cache build
 
 # The main job end to end on the embedded default: emulator + SQLite Airflow, two runs.
 demo: venv
