@@ -133,6 +133,13 @@ def split_plugin_output(output: str | None) -> tuple[str, str]:
     return parts[0], parts[1] if len(parts) > 1 else ""
 
 
+def _exit_code(code: Any, status: Status) -> int | None:
+    """SSM's ``ResponseCode`` as an exit code; -1 means none (still running, or never started)."""
+    if code is None or int(code) == -1 or is_running(status):
+        return None
+    return int(code)
+
+
 @dataclass(frozen=True)
 class InvocationResult:
     """What one instance did for one command.
@@ -179,8 +186,7 @@ class InvocationResult:
             instance_id=item["InstanceId"],
             status=status,
             status_details=item.get("StatusDetails") or status.value,
-            # -1 is SSM's "no exit code": still running, or never started (Terminated, Delivery Timed Out).
-            exit_code=None if code is None or int(code) == -1 or is_running(status) else int(code),
+            exit_code=_exit_code(code, status),
             instance_name=item.get("InstanceName") or "",
             requested_at=item.get("RequestedDateTime"),
             started_at=plugin.get("ResponseStartDateTime"),
@@ -198,7 +204,7 @@ class InvocationResult:
             self,
             stdout=invocation.get("StandardOutputContent") or self.stdout,
             stderr=invocation.get("StandardErrorContent") or self.stderr,
-            exit_code=self.exit_code if self.exit_code is not None or not self.finished else code,
+            exit_code=self.exit_code if self.exit_code is not None else _exit_code(code, self.status),
         )
 
     @property

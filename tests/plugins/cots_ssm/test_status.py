@@ -130,6 +130,10 @@ class TestInvocationResult:
         assert result.exit_code is None
         assert "exit code" not in result.describe()
 
+    def test_full_output_of_a_never_started_invocation_keeps_no_exit_code(self):
+        result = invocation(IDS[0], Status.CANCELLED, "Terminated", code=-1)
+        assert result.with_full_output({"ResponseCode": -1, "StandardErrorContent": ""}).exit_code is None
+
     def test_running_invocation_has_no_exit_code_yet(self):
         assert invocation(IDS[0], Status.IN_PROGRESS, code=-1).exit_code is None
 
