@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.parse
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
@@ -93,7 +94,7 @@ def test_form_defaults_alone_run_the_batch(api, aws, form):
     while not (new := run_ids(api) - before) and time.monotonic() < deadline:
         time.sleep(1)
     (run_id,) = new
-    path = f"/api/v2/dags/{DAG}/dagRuns/{run_id.replace('+', '%2B').replace(':', '%3A')}"
+    path = f"/api/v2/dags/{DAG}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
     finished = api.wait_for(
         path, lambda r: r["state"] in ("success", "failed"), time.monotonic() + 240, "the run"
     )

@@ -282,13 +282,14 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         digest = run_digest(ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1)))
         chunks = plan_chunks(digest, instance_ids=ids, tags=tags)
         command_ids = self._send_chunks(chunks, self._earlier_commands(digest, context), send_kwargs, ti)
-        self._persist_links(context, command_ids, send_kwargs)
+        log_group = self._log_group(send_kwargs)
+        self._persist_links(context, command_ids, log_group)
         result = {
             "command_ids": command_ids,
             "instance_ids": resolved,
             "document_name": self.document_name,
             "region_name": self.hook.conn_region_name,
-            "log_group": self._log_group(send_kwargs),
+            "log_group": log_group,
         }
         for key in ("command_ids", "instance_ids"):
             ti.xcom_push(key=key, value=result[key])
@@ -300,15 +301,12 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
             return None
         return config.get("CloudWatchLogGroupName") or f"/aws/ssm/{self.document_name}"
 
-    def _persist_links(
-        self, context: Context, command_ids: list[str], send_kwargs: Mapping[str, Any]
-    ) -> None:
+    def _persist_links(self, context: Context, command_ids: list[str], log_group: str | None) -> None:
         region, partition = self.hook.conn_region_name, self.hook.conn_partition
         SsmRunCommandLink.persist(context, self, region, partition, command_id=command_ids[0])
-        group = self._log_group(send_kwargs)
-        if group:
+        if log_group:
             CloudWatchOutputLink.persist(
-                context, self, region, partition, log_group=log_group_fragment(group)
+                context, self, region, partition, log_group=log_group_fragment(log_group)
             )
 
 

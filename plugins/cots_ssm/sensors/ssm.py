@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -176,9 +177,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
                 except (ClientError, AirflowException) as error:
                     self.log.warning("Could not read the output of %s: %s", invocation.instance_id, error)
             enriched.append(invocation)
-        return FleetVerdict(
-            verdict.outcome, verdict.expected, verdict.allowed_failures, tuple(enriched), verdict.problems
-        )
+        return replace(verdict, invocations=tuple(enriched))
 
     # -- poking --------------------------------------------------------------------------------------------
     def _log_newly_finished(self, verdict: FleetVerdict) -> None:
