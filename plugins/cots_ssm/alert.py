@@ -30,6 +30,8 @@ class FailureAlert:
     :param fleet_size: how many instances the run targeted, if known.
     :param command_links: command id to SSM console URL.
     :param log_group_url: the CloudWatch output log group URL, if CloudWatch output is on.
+    :param opening: the first line of the body (default: the COTS batch wording).
+    :param headline: what the subject says failed, when no instance is named (default: the task).
     """
 
     dag_id: str
@@ -42,6 +44,8 @@ class FailureAlert:
     fleet_size: int | None = None
     command_links: Mapping[str, str] = field(default_factory=dict)
     log_group_url: str = ""
+    opening: str = "Attention required: the COTS batch failed."
+    headline: str = ""
 
     def subject(self) -> str:
         """One line under 100 chars naming the DAG and what failed (SNS refuses anything else)."""
@@ -49,23 +53,34 @@ class FailureAlert:
             size = f"/{self.fleet_size}" if self.fleet_size else ""
             what = f"{len(self.failed_rows)}{size} instance(s) failed"
         else:
-            what = f"task {self.task_id} failed"
+            what = self.headline or f"task {self.task_id} failed"
         text = _SUBJECT_UNSAFE.sub(" ", f"Airflow: {self.dag_id} - {what}").strip()
         return text if len(text) <= SUBJECT_MAX_CHARS else text[: SUBJECT_MAX_CHARS - 3] + "..."
 
     def body(self, max_bytes: int = BODY_MAX_BYTES) -> str:
-        """The whole alert, instances dropped from the end (and said so) if it would exceed ``max_bytes``."""
-        rows = list(self.failed_rows)
-        for shown in range(len(rows), -1, -1):
-            text = self._render(rows[:shown], hidden=len(rows) - shown)
-            if len(text.encode()) <= max_bytes:
-                return text
-        return self._render([], hidden=len(rows)).encode()[:max_bytes].decode(errors="ignore")
+        """The whole alert, instances dropped from the end (and said so) if it would exceed ``max_bytes``.
 
-    def _render(self, rows: Sequence[Mapping[str, Any]], hidden: int) -> str:
+        Linear in the number of rows: each instance's lines are rendered once, and the listing stops
+        where the bytes left (after the head, the tail and the "more" line) run out.
+        """
+        head, tail = self._head(), self._tail()
+        budget = max_bytes - len(head.encode()) - len(tail.encode()) - len(_more_line(len(self.failed_rows)))
+        shown: list[str] = []
+        for count, row in enumerate(self.failed_rows):
+            block = "\n".join(_instance_lines(row)) + "\n"
+            size = len(block.encode())
+            if size > budget:
+                shown.append(_more_line(len(self.failed_rows) - count))
+                break
+            budget -= size
+            shown.append(block)
+        text = head + "".join(shown) + tail
+        return text if len(text.encode()) <= max_bytes else text.encode()[:max_bytes].decode(errors="ignore")
+
+    def _head(self) -> str:
         try_text = f" (try {self.try_number})" if self.try_number else ""
         lines = [
-            "Attention required: the COTS batch failed.",
+            self.opening,
             "",
             f"DAG:  {self.dag_id}",
             f"Run:  {self.run_id}",
@@ -78,15 +93,19 @@ class FailureAlert:
         if self.failed_rows:
             size = f" of {self.fleet_size}" if self.fleet_size else ""
             lines += ["", f"Failed instances ({len(self.failed_rows)}{size}):"]
-            for row in rows:
-                lines += _instance_lines(row)
-            if hidden:
-                lines.append(f"... and {hidden} more failed instance(s), see the log and the console.")
+        return "\n".join(lines) + "\n"
+
+    def _tail(self) -> str:
+        lines: list[str] = []
         if self.command_links:
             lines += ["", "SSM commands:", *(f"- {cid}: {url}" for cid, url in self.command_links.items())]
         if self.log_group_url:
             lines += ["", f"CloudWatch output: {self.log_group_url}"]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" if lines else ""
+
+
+def _more_line(hidden: int) -> str:
+    return f"... and {hidden} more failed instance(s), see the log and the console.\n"
 
 
 def _instance_lines(row: Mapping[str, Any]) -> list[str]:

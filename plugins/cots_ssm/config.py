@@ -17,15 +17,23 @@ variable                                meaning                             defa
 ``COTS_BATCH_EXECUTION_TIMEOUT``        seconds before SSM kills it         ``14400``
 ``COTS_BATCH_DELIVERY_TIMEOUT``         seconds for an instance to start    ``600``
 ``COTS_BATCH_MAX_FAILED_INSTANCES``     failures tolerated (n or n%)        ``0``
+``COTS_BATCH_FAILURE_POLICY``           past the tolerance: finish/cancel   ``finish`` (let others end)
 ``COTS_BATCH_MAX_CONCURRENCY``          SSM MaxConcurrency                  ``100%`` (all at once)
-``COTS_BATCH_MAX_ERRORS``               SSM MaxErrors                       ``100%`` (never stop others)
+``COTS_BATCH_MAX_ERRORS``               SSM MaxErrors                       ``100%`` (start every host)
 ``COTS_BATCH_POLL_SECONDS``             seconds between status checks       ``300``
 ``COTS_BATCH_SNS_TOPIC_ARN``            topic of the failure alert          (none: alert logged only)
 ``COTS_BATCH_AWS_CONN_ID``              Airflow AWS connection              ``aws_default``
 ``COTS_BATCH_OWNER``                    DAG owner shown in the UI           ``cots-support``
 ``COTS_BATCH_RETRIES``                  retries of each task                ``2``
 ``COTS_BATCH_DAGRUN_TIMEOUT_HOURS``     the whole run's time limit          ``8``
+``COTS_BATCH_START_GRACE_MINUTES``      a scheduled run starting later      ``60``
+                                        than this is skipped
 ======================================  ==================================  ==========================
+
+Failures: SSM ``MaxErrors`` (``100%``) never stops SSM from *starting* the batch on every host;
+``max_failed_instances`` decides whether the run succeeds; ``failure_policy`` decides what happens to
+the hosts still running once more have failed than tolerated: ``finish`` (default) lets them end
+their batch and fails the run at the end, ``cancel`` cancels them and fails at once.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from cots_ssm.status import FailurePolicy
 
 PREFIX = "COTS_BATCH_"
 
@@ -58,6 +68,11 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _policy(env: Mapping[str, str], default: str) -> str:
+    raw = env.get(PREFIX + "FAILURE_POLICY") or default
+    return FailurePolicy.parse(raw, field_name=PREFIX + "FAILURE_POLICY").value
+
+
 @dataclass(frozen=True)
 class BatchConfig:
     """Defaults of the nightly COTS batch DAG (see the module docstring for the variables).
@@ -75,6 +90,10 @@ class BatchConfig:
     :param max_concurrency: SSM ``MaxConcurrency``: how many instances run the batch at once.
     :param max_errors: SSM ``MaxErrors``: after that many errors SSM stops starting the rest;
         ``100%`` lets every instance run its batch and leaves the verdict to ``max_failed_instances``.
+    :param failure_policy: ``finish`` or ``cancel``: what happens to the instances still running
+        once more have failed than tolerated (see ``FailurePolicy``).
+    :param start_grace_minutes: a scheduled run that starts later than this after its time is
+        skipped (deploying or unpausing mid-day waits for the next night).
     :param poll_interval_seconds: seconds between two status checks (reschedule, no slot held).
     :param sns_topic_arn: the topic of the failure alert.
     :param aws_conn_id: the Airflow AWS connection.
@@ -93,6 +112,7 @@ class BatchConfig:
     execution_timeout_seconds: int = 14_400
     delivery_timeout_seconds: int = 600
     max_failed_instances: str = "0"
+    failure_policy: str = FailurePolicy.FINISH.value
     max_concurrency: str = "100%"
     max_errors: str = "100%"
     poll_interval_seconds: int = 300
@@ -101,6 +121,7 @@ class BatchConfig:
     owner: str = "cots-support"
     retries: int = 2
     dagrun_timeout_hours: int = 8
+    start_grace_minutes: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BatchConfig:
@@ -120,6 +141,7 @@ class BatchConfig:
             execution_timeout_seconds=_int(env, "EXECUTION_TIMEOUT", base.execution_timeout_seconds),
             delivery_timeout_seconds=_int(env, "DELIVERY_TIMEOUT", base.delivery_timeout_seconds),
             max_failed_instances=env.get(PREFIX + "MAX_FAILED_INSTANCES") or base.max_failed_instances,
+            failure_policy=_policy(env, base.failure_policy),
             max_concurrency=env.get(PREFIX + "MAX_CONCURRENCY") or base.max_concurrency,
             max_errors=env.get(PREFIX + "MAX_ERRORS") or base.max_errors,
             poll_interval_seconds=_int(env, "POLL_SECONDS", base.poll_interval_seconds),
@@ -128,4 +150,5 @@ class BatchConfig:
             owner=env.get(PREFIX + "OWNER") or base.owner,
             retries=_int(env, "RETRIES", base.retries),
             dagrun_timeout_hours=_int(env, "DAGRUN_TIMEOUT_HOURS", base.dagrun_timeout_hours),
+            start_grace_minutes=_int(env, "START_GRACE_MINUTES", base.start_grace_minutes),
         )

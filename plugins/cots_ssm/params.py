@@ -1,13 +1,43 @@
-"""The trigger form of the nightly batch: JSON-schema Params built from the validation rules."""
+"""The trigger form of the nightly batch: JSON-schema Params built from the validation rules.
+
+Which instances a run targets (its trigger contract): ``instance_ids`` and ``target_tags`` both
+have defaults (the configured fleet), and a trigger (REST, CLI or form) may give either. A value
+equal to its default counts as not given, so:
+
+- only ``instance_ids`` given: the run targets exactly those instances (the default tags step aside);
+- only ``target_tags`` given: the run targets the instances carrying those tags;
+- neither: the configured fleet;
+- both given, each different from its default: refused before anything is sent, naming both.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Param
 
 from cots_ssm import validation
 from cots_ssm.config import BatchConfig
+from cots_ssm.status import FailurePolicy
+
+
+def choose_targets(
+    instance_ids: Any, target_tags: Any, *, default_ids: Sequence[str], default_tags: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Apply the trigger contract above: ``{"instance_ids": ..., "target_tags": ...}``, one of them empty.
+
+    When both were given, both are returned as they are: the operators refuse that, naming both.
+    """
+    ids, tags = validation.from_template(instance_ids), validation.from_template(target_tags)
+    ids_given = bool(ids) and list(ids) != list(default_ids)
+    tags_given = bool(tags) and tags != dict(default_tags)
+    if ids_given and tags_given:
+        return {"instance_ids": ids, "target_tags": tags}
+    if ids_given or (ids and not tags_given and not default_tags):
+        return {"instance_ids": ids, "target_tags": {}}
+    return {"instance_ids": [], "target_tags": tags or dict(default_tags)}
+
 
 SNS_TOPIC_ARN = r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?)?$"
 TOLERANCE = r"^([0-9]+|([0-9]|[1-9][0-9]|100)%)$"
@@ -24,7 +54,7 @@ def trigger_form(config: BatchConfig) -> dict[str, Any]:
             uniqueItems=True,
             title="Instance ids",
             description="EC2 instance ids to run on, one per line (i-0123456789abcdef0). "
-            "Leave empty to select instances by tags instead.",
+            "Given alone, the run targets exactly these (the default tags step aside).",
         ),
         "target_tags": Param(
             config.target_tags,
@@ -39,7 +69,7 @@ def trigger_form(config: BatchConfig) -> dict[str, Any]:
             },
             title="Target tags",
             description='Tags selecting the instances, e.g. {"Role": ["cots"]}; keys are ANDed. '
-            "Set to {} when you give instance ids.",
+            "Change these or the instance ids, not both: a trigger giving both is refused.",
         ),
         "script_arguments": Param(
             config.script_arguments,
@@ -70,6 +100,21 @@ def trigger_form(config: BatchConfig) -> dict[str, Any]:
             pattern=TOLERANCE,
             title="Failures tolerated",
             description="How many instances may fail and the run still succeed: a number or a percentage.",
+        ),
+        "failure_policy": Param(
+            config.failure_policy,
+            type="string",
+            enum=[p.value for p in FailurePolicy],
+            title="When too many fail",
+            description="finish: let the other instances end their batch, then fail the run; "
+            "cancel: cancel them and fail at once.",
+        ),
+        "redrive": Param(
+            True,
+            type="boolean",
+            title="Clear re-runs only what failed",
+            description="On a Clear of this run, send the batch again only to the instances that did "
+            "not succeed (redrive). Off: a Clear runs it on the whole fleet again.",
         ),
         "poll_interval_seconds": Param(
             config.poll_interval_seconds,

@@ -1,28 +1,64 @@
-"""How one fleet run becomes SSM commands: chunks of 50 ids, tag targets, retry tokens.
+"""How one fleet run becomes SSM commands: chunks of 50 ids, tag targets, run tokens.
 
 Pure Python, no Airflow import. SendCommand has no idempotency token, so each command carries a
-token in its Comment, derived from the Airflow run; a retry lists the commands already sent and
-sends only the chunks that are missing.
+token in its Comment: the digest of the Airflow run, the attempt (1, then one more for each Clear
+of the run) and the chunk. Whoever needs the run's commands (a retry, a redrive, the teardown,
+the DAG's failure callback) finds them by that token through ListCommands, never through XCom alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
+from cots_ssm.status import CANCELLED_STATUSES, Status, parse_status
 from cots_ssm.validation import MAX_INSTANCE_IDS_PER_COMMAND
 
-_TOKEN = re.compile(r"\[af:(?P<digest>[0-9a-f]{16}) (?P<index>\d+)/(?P<total>\d+)\]$")
-#: Room the token takes in the Comment: " [af:" + 16 hex + " " + "NNN/NNN" + "]".
-TOKEN_CHARS = 30
+_TOKEN = re.compile(
+    r"\[af:(?P<digest>[0-9a-f]{16})(?: r(?P<attempt>\d{1,3}))? (?P<index>\d{1,3})/(?P<total>\d{1,3})\]$"
+)
+#: Room the token takes in the Comment: " [af:" + 16 hex + " r" + 3 digits + " " + "NNN/NNN" + "]".
+TOKEN_CHARS = 35
+
+
+class Token(NamedTuple):
+    """What a Comment token says: whose run, which attempt, which chunk of how many."""
+
+    digest: str
+    attempt: int
+    chunk: int
+    total: int
 
 
 def run_digest(*parts: str) -> str:
     """A short stable digest of the Airflow run identity (dag_id, run_id, task_id, map_index)."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+#: How far before the run's own time its commands are looked for (clock skew, a late-starting run).
+LOOKUP_MARGIN = timedelta(hours=1)
+
+
+def current_attempt(context: Mapping[str, Any]) -> int:
+    """1 for a run never cleared, one more for each Clear (Airflow's ``clear_number``)."""
+    number = getattr(context.get("dag_run"), "clear_number", 0)
+    return int(number or 0) + 1
+
+
+def lookup_since(context: Mapping[str, Any]) -> datetime:
+    """Commands of this run were sent after the run was due (or created), give or take an hour."""
+    dag_run = context.get("dag_run")
+    since = getattr(dag_run, "run_after", None) or getattr(dag_run, "start_date", None)
+    return (since or datetime.now(UTC) - timedelta(days=1)) - LOOKUP_MARGIN
+
+
+def run_token_digest(dag_id: str, run_id: str, run_task_id: str, map_index: int | str = -1) -> str:
+    """The token digest of the commands that task ``run_task_id`` sends in DAG run ``run_id``."""
+    return run_digest(dag_id, run_id, run_task_id, str(map_index))
 
 
 def tag_targets(tags: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
@@ -35,8 +71,9 @@ class CommandChunk:
     """One SendCommand of a fleet run.
 
     :param index: 1-based position of this chunk.
-    :param total: how many chunks the run has.
+    :param total: how many chunks the attempt has.
     :param digest: the run digest the Comment token carries.
+    :param attempt: 1 for the first attempt of the run, one more for each Clear (default: 1).
     :param instance_ids: the (at most 50) instance ids of this chunk, if targeting by id.
     :param targets: the SSM ``Targets`` of this chunk, if targeting by tag.
     """
@@ -44,11 +81,16 @@ class CommandChunk:
     index: int
     total: int
     digest: str
+    attempt: int = 1
     instance_ids: tuple[str, ...] = ()
     targets: tuple[dict[str, Any], ...] = ()
 
+    @property
+    def token(self) -> Token:
+        return Token(self.digest, self.attempt, self.index, self.total)
+
     def comment(self, user_comment: str = "") -> str:
-        token = f"[af:{self.digest} {self.index}/{self.total}]"
+        token = f"[af:{self.digest} r{self.attempt} {self.index}/{self.total}]"
         return f"{user_comment} {token}" if user_comment else token
 
     def matches(self, command: Mapping[str, Any]) -> bool:
@@ -62,36 +104,81 @@ class CommandChunk:
             return {"InstanceIds": list(self.instance_ids)}
         return {"Targets": [dict(t) for t in self.targets]}
 
+    def describe(self) -> str:
+        """E.g. ``chunk 2/3 (50 instances: i-0a..., i-0b..., ...)`` or ``chunk 1/1 (tag:Role=cots)``."""
+        if self.instance_ids:
+            shown = ", ".join(self.instance_ids[:5]) + (", ..." if len(self.instance_ids) > 5 else "")
+            what = f"{len(self.instance_ids)} instance(s): {shown}"
+        else:
+            what = "; ".join(f"{t['Key']}={','.join(t['Values'])}" for t in self.targets)
+        return f"chunk {self.index}/{self.total} ({what})"
+
 
 def plan_chunks(
     digest: str,
     *,
+    attempt: int = 1,
     instance_ids: Sequence[str] | None = None,
     tags: Mapping[str, Sequence[str]] | None = None,
 ) -> list[CommandChunk]:
-    """Split a run into SendCommand calls: 120 ids become 3 commands; tags are one command."""
+    """Split an attempt into SendCommand calls: 120 ids become 3 commands; tags are one command."""
     if tags:
-        return [CommandChunk(1, 1, digest, targets=tuple(tag_targets(tags)))]
+        return [CommandChunk(1, 1, digest, attempt, targets=tuple(tag_targets(tags)))]
     ids = list(instance_ids or ())
     size = MAX_INSTANCE_IDS_PER_COMMAND
     groups = [tuple(ids[i : i + size]) for i in range(0, len(ids), size)]
-    return [CommandChunk(n, len(groups), digest, instance_ids=g) for n, g in enumerate(groups, 1)]
+    return [CommandChunk(n, len(groups), digest, attempt, instance_ids=g) for n, g in enumerate(groups, 1)]
 
 
-def parse_token(comment: str | None) -> tuple[str, int, int] | None:
-    """Return ``(digest, index, total)`` from a Comment we wrote, else ``None``."""
+def parse_token(comment: str | None) -> Token | None:
+    """Return the :class:`Token` of a Comment we wrote (attempt 1 when it has none), else ``None``."""
     match = _TOKEN.search(comment or "")
     if not match:
         return None
-    return match["digest"], int(match["index"]), int(match["total"])
+    attempt = int(match["attempt"] or 1)
+    return Token(match["digest"], attempt, int(match["index"]), int(match["total"]))
 
 
-def sent_chunks(digest: str, commands: Sequence[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
-    """Commands already sent for this run, by chunk index (the newest one wins)."""
-    found: dict[int, Mapping[str, Any]] = {}
-    ordered = sorted(commands, key=lambda c: str(c.get("RequestedDateTime") or ""))
-    for command in ordered:
+def _requested(command: Mapping[str, Any]) -> str:
+    return str(command.get("RequestedDateTime") or "")
+
+
+def is_cancelled(command: Mapping[str, Any]) -> bool:
+    """Whether a command was cancelled (or is being cancelled): it never speaks for its instances."""
+    return parse_status(str(command.get("Status") or Status.PENDING.value)) in CANCELLED_STATUSES
+
+
+def run_commands(digest: str, commands: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The commands of one run (its token's digest) in the order they speak for their instances.
+
+    Oldest attempt and chunk first; within a chunk sent more than once, cancelled duplicates come
+    before the command that was kept, so the kept one is the last word on its instances.
+    """
+    tokens = ((parse_token(c.get("Comment")), c) for c in commands)
+    mine = [(token, c) for token, c in tokens if token and token.digest == digest]
+    mine.sort(
+        key=lambda pair: (pair[0].attempt, pair[0].chunk, not is_cancelled(pair[1]), _requested(pair[1]))
+    )
+    return [command for _, command in mine]
+
+
+def attempt_of(command: Mapping[str, Any]) -> int:
+    """The attempt a command of ours belongs to (0 for a command without our token)."""
+    token = parse_token(command.get("Comment"))
+    return token.attempt if token else 0
+
+
+def chunk_commands(
+    digest: str, attempt: int, commands: Iterable[Mapping[str, Any]]
+) -> dict[int, list[Mapping[str, Any]]]:
+    """Every command of one attempt of the run, by chunk index, oldest first.
+
+    More than one command per chunk means SendCommand ran more than once for it (an answer lost
+    after AWS acted, then sent again): all of them must be watched, and all but one cancelled.
+    """
+    found: dict[int, list[Mapping[str, Any]]] = {}
+    for command in run_commands(digest, commands):
         token = parse_token(command.get("Comment"))
-        if token and token[0] == digest:
-            found[token[1]] = command
+        if token and token.attempt == attempt:
+            found.setdefault(token.chunk, []).append(command)
     return found

@@ -17,6 +17,7 @@ COLUMNS = (
     ("status_details", "details"),
     ("exit_code", "exit"),
     ("duration_seconds", "seconds"),
+    ("attempt", "attempt"),
     ("command_id", "command"),
 )
 

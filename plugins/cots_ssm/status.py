@@ -61,6 +61,9 @@ class PingStatus(enum.StrEnum):
 RUNNING_STATUSES = frozenset({Status.PENDING, Status.IN_PROGRESS, Status.DELAYED, Status.CANCELLING})
 SUCCESS_STATUSES = frozenset({Status.SUCCESS})
 FAILURE_STATUSES = frozenset({Status.CANCELLED, Status.TIMED_OUT, Status.FAILED})
+CANCELLED_STATUSES = frozenset({Status.CANCELLED, Status.CANCELLING})
+#: Running and not on its way out: what a cleanup finds "left running".
+LIVE_STATUSES = RUNNING_STATUSES - CANCELLED_STATUSES
 
 #: What a support engineer should read for each status detail (used in errors and alerts).
 DETAIL_EXPLANATIONS: Mapping[StatusDetails, str] = {
@@ -115,7 +118,7 @@ def explain(details: str) -> str:
 
 def tail(text: str | None, *, lines: int = 20, chars: int = 2000) -> str:
     """Return the last ``lines`` lines of ``text``, at most ``chars`` characters."""
-    if not text:
+    if not text or lines <= 0:
         return ""
     kept = "\n".join(text.rstrip("\n").splitlines()[-lines:])
     return kept[-chars:]
@@ -230,8 +233,10 @@ class InvocationResult:
             f" - {explain(self.status_details)} [command {self.command_id}]"
         )
 
-    def as_row(self, *, tail_lines: int = 20) -> dict[str, Any]:
-        """A JSON-serialisable row of the per-instance result table."""
+    def as_row(
+        self, *, tail_lines: int = 20, stdout_lines: int | None = None, tail_chars: int = 2000
+    ) -> dict[str, Any]:
+        """A JSON-serialisable row of the per-instance result table (tails of ``tail_lines`` lines)."""
 
         def iso(value: datetime | None) -> str | None:
             return value.isoformat() if value else None
@@ -246,8 +251,10 @@ class InvocationResult:
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "duration_seconds": self.duration_seconds,
-            "stdout_tail": tail(self.stdout, lines=tail_lines),
-            "stderr_tail": tail(self.stderr, lines=tail_lines),
+            "stdout_tail": tail(
+                self.stdout, lines=tail_lines if stdout_lines is None else stdout_lines, chars=tail_chars
+            ),
+            "stderr_tail": tail(self.stderr, lines=tail_lines, chars=tail_chars),
             "stdout_url": self.stdout_url,
             "stderr_url": self.stderr_url,
         }
@@ -286,6 +293,11 @@ class CommandSummary:
     def expected_count(self) -> int:
         return max(self.target_count, len(self.instance_ids))
 
+
+#: Failed instances whose result rows keep full output tails (the others keep their last stderr line).
+MAX_ROWS_WITH_TAILS = 50
+#: Characters of the one-line tails of the other rows.
+SHORT_TAIL_CHARS = 160
 
 _TOLERANCE = re.compile(r"^(?P<number>\d+)(?P<percent>%?)$")
 
@@ -343,6 +355,8 @@ class FleetVerdict:
     :param allowed_failures: how many failed invocations are tolerated.
     :param invocations: the invocations seen so far, one per command and instance.
     :param problems: command-level failures that no invocation shows (e.g. no instance in the tag).
+    :param exceeded: more failures than tolerated already, while instances still run (the
+        ``finish`` policy lets them end before the verdict).
     """
 
     outcome: Outcome
@@ -350,6 +364,7 @@ class FleetVerdict:
     allowed_failures: int
     invocations: tuple[InvocationResult, ...] = ()
     problems: tuple[str, ...] = field(default=())
+    exceeded: bool = False
 
     @property
     def failed(self) -> tuple[InvocationResult, ...]:
@@ -378,7 +393,13 @@ class FleetVerdict:
         unseen = self.expected - len(self.invocations)
         if unseen > 0:
             waiting.append(f"{unseen} not listed yet")
-        return line + (f"; {', '.join(waiting)}" if waiting else "")
+        line += f"; {', '.join(waiting)}" if waiting else ""
+        if self.exceeded:
+            line += (
+                f"; tolerance exceeded ({len(self.failed)} failed, at most {self.allowed_failures}):"
+                " the run will fail once the others finish"
+            )
+        return line
 
     def failure_summary(self, *, stderr_lines: int = 5, max_instances: int = 25) -> str:
         """The failed instances with status, details, exit code and the end of their stderr.
@@ -415,10 +436,25 @@ class FleetVerdict:
             "problems": list(self.problems),
         }
 
-    def table(self, *, tail_lines: int = 20) -> list[dict[str, Any]]:
-        """The per-instance result table (JSON-serialisable), sorted by instance id."""
+    def table(self, *, tail_lines: int = 20, max_tails: int = MAX_ROWS_WITH_TAILS) -> list[dict[str, Any]]:
+        """The per-instance result table (JSON-serialisable), sorted by instance id.
+
+        Output tails are kept where they matter: ``tail_lines`` lines on the first ``max_tails``
+        failed instances, the last stderr line on the other failed ones and the last stdout line
+        on the rest, so the table of 1,000 instances stays well under 1 MB of XCom.
+        """
         ordered = sorted(self.invocations, key=lambda i: (i.instance_id, i.command_id))
-        return [i.as_row(tail_lines=tail_lines) for i in ordered]
+        rows = []
+        tails_left = max_tails
+        for invocation in ordered:
+            if not invocation.failed:
+                rows.append(invocation.as_row(tail_lines=0, stdout_lines=1, tail_chars=SHORT_TAIL_CHARS))
+            elif tails_left > 0:
+                tails_left -= 1
+                rows.append(invocation.as_row(tail_lines=tail_lines))
+            else:
+                rows.append(invocation.as_row(tail_lines=1, stdout_lines=0, tail_chars=SHORT_TAIL_CHARS))
+        return rows
 
 
 def _command_problem(command: CommandSummary, seen: int) -> str | None:
@@ -431,33 +467,83 @@ def _command_problem(command: CommandSummary, seen: int) -> str | None:
     )
 
 
+class FailurePolicy(enum.StrEnum):
+    """What a fleet run does once more instances failed than it tolerates while others still run.
+
+    ``finish`` (the default of the sensor) lets every running instance end its batch and judges the
+    fleet at the end: hosts run independently, a COTS batch killed half-way is what a support team
+    has to repair by hand, and a Clear afterwards re-runs only the failed hosts. ``cancel`` fails
+    the run at once and cancels the instances still running (SSM's ``MaxErrors`` stops *starting*
+    new ones either way).
+    """
+
+    FINISH = "finish"
+    CANCEL = "cancel"
+
+    @classmethod
+    def parse(cls, value: str | FailurePolicy, *, field_name: str = "failure_policy") -> FailurePolicy:
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            raise ValueError(
+                f"{field_name}={value!r} is invalid: give one of {[p.value for p in cls]}"
+            ) from None
+
+
+def _effective(
+    commands: Sequence[CommandSummary], invocations: Iterable[InvocationResult]
+) -> tuple[dict[str, InvocationResult], int]:
+    """The invocation that counts for each instance, and how many earlier ones it superseded.
+
+    Commands are given oldest first (an earlier attempt, or a duplicate send that was cancelled,
+    before the command that replaced it): the last command listing an instance speaks for it.
+    """
+    order = {c.command_id: n for n, c in enumerate(commands)}
+    unique = list(invocations)
+    latest: dict[str, InvocationResult] = {}
+    for invocation in sorted(unique, key=lambda i: order.get(i.command_id, len(order))):
+        latest[invocation.instance_id] = invocation
+    return latest, len(unique) - len(latest)
+
+
 def fleet_verdict(
     commands: Sequence[CommandSummary],
     invocations: Iterable[InvocationResult],
     tolerance: FailureTolerance | int | str = 0,
+    policy: FailurePolicy | str = FailurePolicy.FINISH,
 ) -> FleetVerdict:
     """Turn every invocation seen so far into one verdict over the fleet.
 
-    An invocation list that is empty or shorter than the commands' target count (as right after
-    SendCommand) means "not yet", never success.
+    ``commands`` are ordered oldest first; for an instance listed by several of them (an earlier
+    attempt of a redriven run) the last one counts. An invocation list that is empty or shorter
+    than the commands' target count (as right after SendCommand) means "not yet", never success.
+    A percentage tolerance is applied only once SSM knows how many instances every command has.
     """
     limit = FailureTolerance.parse(tolerance)
+    policy = FailurePolicy.parse(policy)
     unique = {(i.command_id, i.instance_id): i for i in invocations}
-    seen = tuple(unique.values())
-    per_command = Counter(i.command_id for i in seen)
-    expected = sum(max(c.expected_count, per_command[c.command_id]) for c in commands)
+    per_command = Counter(command_id for command_id, _ in unique)
+    latest, superseded = _effective(commands, unique.values())
+    seen = tuple(latest.values())
+    expected = sum(max(c.expected_count, per_command[c.command_id]) for c in commands) - superseded
     problems = tuple(p for c in commands if (p := _command_problem(c, per_command[c.command_id])))
     allowed = limit.allowed(expected)
     failures = sum(1 for i in seen if i.failed) + len(problems)
-    if failures > allowed or (problems and not expected):
-        outcome = Outcome.FAILED
-    elif (
+    running = (
         not commands
         or len(seen) < expected
         or any(not i.finished for i in seen)
         or any(is_running(c.status) for c in commands)
-    ):
+    )
+    # Before SSM knows a tag command's target count, a percentage of a partial count means nothing.
+    decidable = not running or not limit.percent or all(c.expected_count for c in commands)
+    exceeded = decidable and (failures > allowed or (bool(problems) and not expected))
+    if exceeded and (not running or policy is FailurePolicy.CANCEL):
+        outcome = Outcome.FAILED
+    elif running:
         outcome = Outcome.RUNNING
     else:
         outcome = Outcome.SUCCEEDED
-    return FleetVerdict(outcome, expected, allowed, seen, problems)
+    return FleetVerdict(
+        outcome, expected, allowed, seen, problems, exceeded=exceeded and outcome is Outcome.RUNNING
+    )

@@ -15,7 +15,7 @@ from typing import Any
 
 MAX_INSTANCE_IDS_PER_COMMAND = 50
 MAX_TARGETS = 5
-MAX_TAG_VALUES = 5
+MAX_TAG_VALUES = 50
 MAX_COMMENT_CHARS = 100
 DELIVERY_TIMEOUT_RANGE = (30, 2_592_000)
 EXECUTION_TIMEOUT_RANGE = (1, 172_800)
@@ -72,7 +72,7 @@ def instance_ids(value: Any, *, field: str = "instance_ids") -> list[str]:
 
 
 def target_tags(value: Any, *, field: str = "target_tags") -> dict[str, list[str]]:
-    """Check ``{"Role": ["cots"]}``: at most 5 keys (ANDed), 1 to 5 values each."""
+    """Check ``{"Role": ["cots"]}``: at most 5 keys (ANDed), 1 to 50 values each."""
     if not isinstance(value, Mapping) or not value:
         raise InvalidParameterError(field, value, 'give a non-empty mapping such as {"Role": ["cots"]}')
     if len(value) > MAX_TARGETS:
@@ -199,3 +199,12 @@ def working_directory(value: Any) -> str | None:
     if not isinstance(value, str) or CONTROL_CHARS.search(value) or len(value) > 4096:
         raise InvalidParameterError("working_directory", value, "a path without control characters")
     return value
+
+
+def boolean(field: str, value: Any) -> bool:
+    """A real boolean, or the text ``true`` / ``false`` a template renders; anything else is refused."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidParameterError(field, value, 'give true or false (a boolean, or the text "true"/"false")')

@@ -50,7 +50,8 @@ def test_nightly_schedule_in_the_dag_itself(dag):
 
 
 def test_tasks_and_order(dag):
-    assert dag.task_ids == ["preflight", "run", "wait", "report", "cancel_leftovers"]
+    assert dag.task_ids == ["window", "preflight", "run", "wait", "report", "cancel_leftovers"]
+    assert dag.task_dict["window"].downstream_task_ids == {"preflight"}
     assert dag.task_dict["run"].downstream_task_ids == {"wait", "cancel_leftovers"}
     assert dag.task_dict["cancel_leftovers"].is_teardown
     assert dag.task_dict["cancel_leftovers"].trigger_rule == "all_done", "must run after a failed send too"
@@ -62,8 +63,17 @@ def test_sensor_frees_the_worker_slot(dag):
 
 
 def test_sensor_times_out_before_the_run_does(dag):
-    # Only a task failure cancels the leftovers and alerts; a dagrun_timeout alone would do neither.
+    # A sensor timeout names the instances still running; dagrun_timeout is the DAG callback's backstop.
     assert dag.task_dict["wait"].timeout < dag.dagrun_timeout.total_seconds()
+
+
+def test_the_run_itself_alerts_and_cancels_when_it_fails(dag):
+    from cots_ssm.notifications.sns import SsmDagRunFailureNotifier
+
+    callbacks = (
+        dag.on_failure_callback if isinstance(dag.on_failure_callback, list) else [dag.on_failure_callback]
+    )
+    assert any(isinstance(c, SsmDagRunFailureNotifier) for c in callbacks)
 
 
 def test_owner_tags_doc_and_retries(dag):
@@ -75,11 +85,11 @@ def test_owner_tags_doc_and_retries(dag):
         assert task.retries >= 1, task_id
 
 
-def test_failure_alert_on_every_task_but_report_and_teardown(dag):
-    for task_id in ("preflight", "run", "wait"):
+def test_failure_alert_on_every_task_but_report(dag):
+    for task_id in ("preflight", "run", "wait", "cancel_leftovers"):
         assert dag.task_dict[task_id].on_failure_callback, task_id
     assert not dag.task_dict["report"].on_failure_callback
-    assert not dag.task_dict["cancel_leftovers"].on_failure_callback
+    assert dag.task_dict["cancel_leftovers"].on_leftovers, "a run cut short alerts from its teardown"
 
 
 def test_every_param_has_a_title_and_description(dag):

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.ssm import SsmHook
-from botocore.exceptions import ClientError, ConnectionError, ConnectTimeoutError, ReadTimeoutError
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
 
-from cots_ssm.status import is_running, parse_status
+from cots_ssm.plan import run_commands
+from cots_ssm.status import LIVE_STATUSES, is_running, parse_status
 from cots_ssm.validation import MAX_INSTANCE_IDS_PER_COMMAND
 
 #: Error codes that say "try again later", never "this failed".
@@ -28,8 +41,61 @@ TRANSIENT_ERROR_CODES = frozenset(
     }
 )
 
-#: Retries botocore does inside each call before our own handling sees an error.
+THROTTLING_ERROR_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+    }
+)
+
+#: Retries botocore does inside each read call before our own handling sees an error. SendCommand
+#: is never retried by botocore: it has no idempotency token (see ``SsmFleetHook.send_command_once``).
 DEFAULT_BOTOCORE_CONFIG: dict[str, Any] = {"retries": {"mode": "adaptive", "max_attempts": 8}}
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+
+class SendOutcome(enum.StrEnum):
+    """What a failed write tells about what AWS did (STYLE: refused, lost, denied)."""
+
+    #: Throttled, or the connection was never made: nothing ran; sending again is safe.
+    NOT_SENT = "not sent"
+    #: A 5xx, a read timeout or a connection closed after the request went out: AWS may have acted.
+    AMBIGUOUS = "ambiguous"
+    #: Refused for good (access denied, invalid instance, ...): sending again changes nothing.
+    REFUSED = "refused"
+
+
+def send_outcome(error: BaseException) -> SendOutcome:
+    """Classify an error of a write call such as SendCommand."""
+    if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+        return SendOutcome.NOT_SENT
+    if isinstance(error, (ReadTimeoutError, HTTPClientError, ConnectionError)):
+        return SendOutcome.AMBIGUOUS
+    if isinstance(error, ClientError):
+        if error_code(error) in THROTTLING_ERROR_CODES:
+            return SendOutcome.NOT_SENT
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if status >= 500 or error_code(error) in TRANSIENT_ERROR_CODES:
+            return SendOutcome.AMBIGUOUS
+    return SendOutcome.REFUSED
+
+
+def error_text(error: BaseException) -> str:
+    """``Code: message`` of an AWS error, or the exception text."""
+    if isinstance(error, ClientError):
+        info = error.response.get("Error", {})
+        return f"{info.get('Code', '')}: {info.get('Message', '')}".strip(": ")
+    return f"{type(error).__name__}: {error}"
+
+
+def aws_time(moment: datetime) -> str:
+    """A ListCommands time filter: always UTC, whatever the zone of ``moment`` (naive means UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def is_transient(error: BaseException) -> bool:
@@ -49,6 +115,22 @@ def error_code(error: BaseException) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class CancelReport:
+    """What a cleanup found and did.
+
+    :param found: every command id of the run that was looked at.
+    :param cancelled: the ids it asked SSM to cancel (they were still running).
+    :param live: of those, the ones still pending or in progress (not already being cancelled).
+    :param failed: ``"<command id>: <AWS error>"`` for each cancel that failed.
+    """
+
+    found: tuple[str, ...] = ()
+    cancelled: tuple[str, ...] = ()
+    live: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+
+
 class SsmFleetHook(SsmHook):
     """SSM Run Command across a fleet: chunked sends, all pages of every listing, cancel.
 
@@ -59,19 +141,36 @@ class SsmFleetHook(SsmHook):
         call at a local emulator). Other arguments are those of ``AwsBaseHook``.
     """
 
-    def send_command(self, **kwargs: Any) -> dict[str, Any]:
-        """One SendCommand call; returns its ``Command``."""
-        command: dict[str, Any] = self.conn.send_command(**kwargs)["Command"]
+    @cached_property
+    def _send_client(self) -> Any:
+        base = self.config
+        return self.get_client_type(
+            region_name=self.region_name, config=base.merge(NO_RETRIES) if base else NO_RETRIES
+        )
+
+    def send_command_once(self, **kwargs: Any) -> dict[str, Any]:
+        """Exactly one SendCommand request, never retried by botocore; returns its ``Command``.
+
+        SendCommand has no idempotency token: a retry after a lost answer would run the batch twice.
+        The caller decides, from :func:`send_outcome`, whether to look before sending again.
+        """
+        command: dict[str, Any] = self._send_client.send_command(**kwargs)["Command"]
         return command
 
     def list_commands_since(
         self, invoked_after: datetime, document_name: str | None = None
     ) -> list[dict[str, Any]]:
         """Every command invoked after ``invoked_after`` (all pages), optionally of one document."""
-        filters = [{"key": "InvokedAfter", "value": invoked_after.strftime("%Y-%m-%dT%H:%M:%SZ")}]
+        filters = [{"key": "InvokedAfter", "value": aws_time(invoked_after)}]
         if document_name:
             filters.append({"key": "DocumentName", "value": document_name})
         return self._all_pages("list_commands", "Commands", Filters=filters)
+
+    def find_run_commands(
+        self, digest: str, invoked_after: datetime, document_name: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every command carrying the run token ``digest`` (all attempts), found through ListCommands."""
+        return [dict(c) for c in run_commands(digest, self.list_commands_since(invoked_after, document_name))]
 
     def get_commands(self, command_ids: Iterable[str]) -> list[dict[str, Any]]:
         """The ``Command`` of each id, in the order given."""
@@ -105,6 +204,35 @@ class SsmFleetHook(SsmHook):
         for command_id in running:
             self.cancel_command(command_id)
         return running
+
+    def cancel_run(
+        self,
+        digest: str,
+        invoked_after: datetime,
+        document_name: str | None = None,
+        known_ids: Iterable[str] = (),
+    ) -> CancelReport:
+        """Cancel every command of a run still running, found by token (and ``known_ids``, if any).
+
+        Every cancel is tried even when one fails; the failures are reported, not raised.
+        """
+        commands = {c["CommandId"]: c for c in self.find_run_commands(digest, invoked_after, document_name)}
+        missing = [cid for cid in dict.fromkeys(known_ids) if cid not in commands]
+        commands.update({c["CommandId"]: c for c in self.get_commands(missing)} if missing else {})
+        cancelled, live, failed = [], [], []
+        for command_id, command in commands.items():
+            status = parse_status(command["Status"])
+            if not is_running(status):
+                continue
+            try:
+                self.cancel_command(command_id)
+            except (ClientError, BotoCoreError) as error:
+                failed.append(f"{command_id}: {error_text(error)}")
+                continue
+            cancelled.append(command_id)
+            if status in LIVE_STATUSES:
+                live.append(command_id)
+        return CancelReport(tuple(commands), tuple(cancelled), tuple(live), tuple(failed))
 
     def describe_instances(
         self,

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 from airflow.sdk import BaseNotifier
 
 from cots_ssm.alert import FailureAlert, fifo_ids
+from cots_ssm.hooks.ssm import CancelReport, SsmFleetHook
 from cots_ssm.links.ssm import log_group_url, run_command_url
+from cots_ssm.plan import LOOKUP_MARGIN, run_token_digest
 from cots_ssm.status import is_failure, parse_status
+
+#: Why Airflow ends a DAG run as failed, as its DAG-level callback is told (``context["reason"]``).
+TASK_FAILURE_REASON = "task_failure"
+REASONS = {
+    "timed_out": "the run reached its dagrun_timeout",
+    TASK_FAILURE_REASON: "a task failed, or the run was marked failed",
+}
 
 
 class SsmFailureSnsNotifier(BaseNotifier):
@@ -53,12 +63,14 @@ class SsmFailureSnsNotifier(BaseNotifier):
         sent = ti.xcom_pull(task_ids=self.run_task_id) or {}
         rows = ti.xcom_pull(task_ids=self.wait_task_id, key="results") or []
         region = sent.get("region_name") or self.region_name or "us-east-1"
+        error = context.get("exception")
         return FailureAlert(
+            headline="" if error else str(context.get("reason") or "").split(";")[0][:80],
             dag_id=ti.dag_id,
             run_id=ti.run_id,
             task_id=ti.task_id,
             try_number=getattr(ti, "try_number", None),
-            error=str(context.get("exception") or context.get("reason") or ""),
+            error=str(error or context.get("reason") or ""),
             log_url=getattr(ti, "log_url", "") or "",
             failed_rows=[row for row in rows if is_failure(parse_status(row["status"]))],
             fleet_size=len(sent.get("instance_ids") or rows) or None,
@@ -73,6 +85,10 @@ class SsmFailureSnsNotifier(BaseNotifier):
             self.log.exception("Could not gather the failure details; alerting with what the context has")
             ti = context["ti"]
             alert = FailureAlert(ti.dag_id, ti.run_id, ti.task_id, error=str(context.get("exception") or ""))
+        self.publish(alert)
+
+    def publish(self, alert: FailureAlert) -> None:
+        """Publish ``alert``; a publish error is logged with the whole alert, never raised."""
         if not self.target_arn:
             self.log.warning("No SNS topic configured: failure alert not sent:\n%s", alert.body())
             return
@@ -91,3 +107,85 @@ class SsmFailureSnsNotifier(BaseNotifier):
             self.log.exception(
                 "FAILED TO PUBLISH the failure alert to %s; the alert was:\n%s", self.target_arn, alert.body()
             )
+
+
+class SsmDagRunFailureNotifier(SsmFailureSnsNotifier):
+    """The DAG-level failure callback: cancel the run's commands by token, then alert if no task did.
+
+    Airflow ends a run without any task failing when its ``dagrun_timeout`` passes (every
+    unfinished task, the teardown included, is skipped) and calls only the DAG's own callback.
+    This one finds the run's commands through ListCommands by their token (XCom may be gone),
+    cancels those still running, and alerts; when the run failed because a task failed, that
+    task's callback has alerted already, so it alerts only if it found commands still running.
+
+    :param target_arn: the SNS topic ARN; templated. Empty means "no alert" (logged).
+    :param run_task_id: the task that sent the commands (its token finds them) (default: ``run``).
+    :param document_name: the SSM document of the commands (default: ``AWS-RunShellScript``).
+    :param lookback: how far back the run's commands are looked for when the context has no
+        ``dag_run`` (default: 2 days).
+    :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
+    :param region_name: the AWS region, if not the connection's.
+    """
+
+    def __init__(
+        self,
+        *,
+        target_arn: str,
+        run_task_id: str = "run",
+        document_name: str = "AWS-RunShellScript",
+        lookback: timedelta = timedelta(days=2),
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+    ):
+        super().__init__(
+            target_arn=target_arn, run_task_id=run_task_id, aws_conn_id=aws_conn_id, region_name=region_name
+        )
+        self.document_name = document_name
+        self.lookback = lookback
+
+    def _cancel(self, dag_id: str, run_id: str, context: Any) -> tuple[CancelReport | None, str]:
+        dag_run = context.get("dag_run")
+        since = getattr(dag_run, "run_after", None)
+        since = since - LOOKUP_MARGIN if since else datetime.now(UTC) - self.lookback
+        try:
+            hook = SsmFleetHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+            report = hook.cancel_run(
+                run_token_digest(dag_id, run_id, self.run_task_id), since, self.document_name
+            )
+        except Exception as error:
+            self.log.exception("Could not look up or cancel the commands of run %s", run_id)
+            return None, f"Could NOT look up or cancel the run's commands ({error}): check the SSM console."
+        if report.failed:
+            return report, "Could NOT cancel: " + "; ".join(
+                report.failed
+            ) + ". Cancel them in the SSM console."
+        if report.cancelled:
+            return (
+                report,
+                f"Cancelled {len(report.cancelled)} command(s) still running: {', '.join(report.cancelled)}.",
+            )
+        return report, f"{len(report.found)} command(s) of the run found; none was still running."
+
+    def notify(self, context: Any) -> None:
+        dag = context.get("dag")
+        dag_id = str(getattr(dag, "dag_id", None) or getattr(context.get("ti"), "dag_id", ""))
+        run_id = str(context.get("run_id") or getattr(context.get("dag_run"), "run_id", ""))
+        reason = str(context.get("reason") or "")
+        report, cleanup = self._cancel(dag_id, run_id, context)
+        self.log.info("DAG run %s ended (%s). %s", run_id, reason or "failed", cleanup)
+        covered = (
+            reason == TASK_FAILURE_REASON and report is not None and not report.live and not report.failed
+        )
+        if covered:
+            return
+        region = self.region_name or "us-east-1"
+        self.publish(
+            FailureAlert(
+                dag_id=dag_id,
+                run_id=run_id,
+                task_id="(the whole run)",
+                headline=f"run failed: {reason or 'ended'}",
+                error=f"The DAG run failed: {REASONS.get(reason, reason or 'no reason given')}. {cleanup}",
+                command_links={cid: run_command_url(region, cid) for cid in (report.found if report else ())},
+            )
+        )

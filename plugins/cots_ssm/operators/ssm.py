@@ -2,26 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cots_ssm import validation
-from cots_ssm.compat import AirflowFailException
-from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SsmFleetHook, is_transient
+from cots_ssm.compat import AirflowException, AirflowFailException
+from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SendOutcome, SsmFleetHook, error_text, send_outcome
 from cots_ssm.links.ssm import CloudWatchOutputLink, SsmRunCommandLink, log_group_fragment
-from cots_ssm.plan import TOKEN_CHARS, CommandChunk, plan_chunks, run_digest, sent_chunks
-from cots_ssm.status import PingStatus, Status, parse_status
+from cots_ssm.plan import (
+    TOKEN_CHARS,
+    CommandChunk,
+    attempt_of,
+    chunk_commands,
+    current_attempt,
+    is_cancelled,
+    lookup_since,
+    plan_chunks,
+    run_token_digest,
+)
+from cots_ssm.redrive import plan_redrive
+from cots_ssm.status import InvocationResult, PingStatus
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 SHELL_DOCUMENTS = frozenset({"AWS-RunShellScript"})
-NOT_ADOPTABLE = frozenset({Status.CANCELLED, Status.CANCELLING})
+#: SendCommand requests per chunk and try: throttled ones, and lost answers found to have done nothing.
+MAX_SEND_ATTEMPTS = 5
+#: Seconds between the two ListCommands look-ups after a lost SendCommand answer.
+LOOKUP_PAUSE_SECONDS = 2.0
+#: First pause before sending a refused (throttled) or lost chunk again; it doubles each time.
+SEND_BACKOFF_SECONDS = 1.0
+
+
+class _Refused(Exception):
+    """SendCommand refused for good for one chunk (carries the chunk and AWS's error)."""
+
+    def __init__(self, chunk: CommandChunk, error: BaseException):
+        super().__init__(chunk.describe())
+        self.chunk, self.error = chunk, error
 
 
 class _FleetTargetsOperator(AwsBaseOperator[SsmFleetHook]):
@@ -33,11 +58,12 @@ class _FleetTargetsOperator(AwsBaseOperator[SsmFleetHook]):
     aws_hook_class = SsmFleetHook
     instance_ids: Any
     target_tags: Any
-    preflight: bool
+    preflight: bool | str
 
     def _targets(self) -> tuple[list[str] | None, dict[str, list[str]] | None]:
         ids, tags = validation.from_template(self.instance_ids), validation.from_template(self.target_tags)
         validation.exactly_one_target(ids, tags)
+        self.preflight = validation.boolean("preflight", self.preflight)
         if ids:
             return validation.instance_ids(ids), None
         return None, validation.target_tags(tags)
@@ -69,7 +95,10 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
 
     It validates every AWS limit before any call, checks that the instances are online, splits
     more than 50 instance ids into several commands, and marks each command with a token of the
-    Airflow run: a retry adopts the commands an earlier try sent instead of sending the batch again.
+    Airflow run and attempt. SendCommand goes out at most once per chunk and try: throttling is
+    retried, a lost answer (5xx, timeout, dropped connection) is looked up by its token before
+    anything is sent again, and a permanent refusal cancels what the try sent and fails for good.
+    A retry adopts what an earlier try sent; a Clear of the run is a redrive (see ``redrive``).
     It does not wait; pair it with
     :class:`~cots_ssm.sensors.ssm.SsmRunCommandFleetSensor`. Returns (and pushes to XCom under the
     keys of the same names) ``command_ids`` and the resolved ``instance_ids``.
@@ -88,11 +117,15 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
     :param max_errors: SSM ``MaxErrors``, a number or a percentage (default: SSM's).
     :param output_s3_bucket_name: S3 bucket for the full output.
     :param output_s3_key_prefix: S3 key prefix for the full output.
-    :param cloudwatch_output: send output to CloudWatch Logs (default: True).
+    :param cloudwatch_output: send output to CloudWatch Logs; a boolean or "true"/"false" (default: True).
     :param cloudwatch_log_group_name: the log group (default: SSM's ``/aws/ssm/<document>``).
-    :param comment: a comment shown in the SSM console (at most 70 chars: a retry token is added).
-    :param preflight: fail, naming them, if instances are unknown or not ``Online`` (default: True).
-    :param adopt_existing: adopt commands an earlier try of the same run sent (default: True).
+    :param comment: a comment shown in the SSM console (at most 65 chars: the run token is added).
+    :param preflight: fail, naming them, if instances are unknown or not ``Online``; templated,
+        a boolean or "true"/"false" (default: True).
+    :param adopt_existing: adopt commands an earlier try of the same attempt sent (default: True).
+    :param redrive: after a Clear of the run, send the batch only to the instances whose latest
+        invocation in the run did not succeed, and keep watching the earlier commands; False sends
+        it to the whole fleet again. Templated, a boolean or "true"/"false" (default: True).
     :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
     """
 
@@ -115,6 +148,7 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         "cloudwatch_log_group_name",
         "comment",
         "preflight",
+        "redrive",
     )
     template_fields_renderers = {"commands": "json", "parameters": "json", "target_tags": "json"}
     operator_extra_links = (SsmRunCommandLink(), CloudWatchOutputLink())
@@ -136,11 +170,12 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         max_errors: str | int | None = None,
         output_s3_bucket_name: str | None = None,
         output_s3_key_prefix: str | None = None,
-        cloudwatch_output: bool = True,
+        cloudwatch_output: bool | str = True,
         cloudwatch_log_group_name: str | None = None,
         comment: str = "",
-        preflight: bool = True,
+        preflight: bool | str = True,
         adopt_existing: bool = True,
+        redrive: bool | str = True,
         botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
@@ -163,6 +198,7 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         self.comment = comment
         self.preflight = preflight
         self.adopt_existing = adopt_existing
+        self.redrive = redrive
 
     # -- stage 1: everything checked before AWS is called -------------------------------------------
     def _document_parameters(self) -> dict[str, list[str]]:
@@ -204,7 +240,7 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
             kwargs["OutputS3BucketName"] = bucket
             if prefix:
                 kwargs["OutputS3KeyPrefix"] = prefix
-        if self.cloudwatch_output:
+        if validation.boolean("cloudwatch_output", self.cloudwatch_output):
             config: dict[str, Any] = {"CloudWatchOutputEnabled": True}
             group = validation.log_group(self.cloudwatch_log_group_name)
             if group:
@@ -212,81 +248,181 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
             kwargs["CloudWatchOutputConfig"] = config
         return kwargs
 
-    # -- stage 3: send, or adopt what an earlier try sent ------------------------------------------------
-    def _earlier_commands(self, digest: str, context: Context) -> dict[int, Mapping[str, Any]]:
-        if not self.adopt_existing:
-            return {}
-        dag_run = context.get("dag_run")
-        since = getattr(dag_run, "run_after", None) or getattr(dag_run, "start_date", None)
-        since = (since or datetime.now(UTC) - timedelta(days=1)) - timedelta(hours=1)
-        listed = self.hook.list_commands_since(since, self.document_name)
-        found = sent_chunks(digest, listed)
-        return {i: c for i, c in found.items() if parse_status(c["Status"]) not in NOT_ADOPTABLE}
+    # -- stage 3: send each chunk at most once, or adopt what an earlier try sent ----------------------
+    def _find_chunk(self, chunk: CommandChunk, since: datetime) -> list[Mapping[str, Any]]:
+        """The commands carrying ``chunk``'s token, looked up twice: ListCommands may lag a moment."""
+        for pause in (0.0, LOOKUP_PAUSE_SECONDS):
+            time.sleep(pause)
+            listed = self.hook.list_commands_since(since, self.document_name)
+            found = chunk_commands(chunk.digest, chunk.attempt, listed).get(chunk.index, [])
+            if found:
+                return found
+        return []
 
-    def _adopt(self, chunk: CommandChunk, command: Mapping[str, Any]) -> str:
-        command_id: str = command["CommandId"]
-        if not chunk.matches(command):
-            raise AirflowFailException(
-                f"Command {command_id} (chunk {chunk.index}/{chunk.total}) was sent by an earlier "
-                "try of this run to other instances than this try targets; not sending again. "
-                "Trigger a new DAG run to run the batch on the new targets."
-            )
+    def _adopt(self, chunk: CommandChunk, commands: Sequence[Mapping[str, Any]]) -> list[str] | None:
+        """Adopt what was sent for ``chunk``; cancel extra copies. Ids in verdict order, kept one last."""
+        live = [c for c in commands if not is_cancelled(c)]
+        if not live:
+            return None
+        for command in live:
+            if not chunk.matches(command):
+                raise AirflowFailException(
+                    f"Command {command['CommandId']} ({chunk.describe()}) was sent by an earlier try of "
+                    "this run to other instances than this try targets; not sending again. Trigger a new "
+                    "DAG run to run the batch on the new targets."
+                )
+        kept, extras = live[0], live[1:]
         self.log.info(
-            "Adopting command %s (chunk %s/%s) sent by an earlier try", command_id, chunk.index, chunk.total
+            "Adopting command %s (%s), already sent for this run", kept["CommandId"], chunk.describe()
         )
-        return command_id
+        for extra in extras:
+            self.log.warning(
+                "Command %s carries the same token as %s (%s): SendCommand ran twice. Cancelling the extra "
+                "one; its invocations stay watched.",
+                extra["CommandId"],
+                kept["CommandId"],
+                chunk.describe(),
+            )
+            self.hook.cancel_command(extra["CommandId"])
+        cancelled = [c["CommandId"] for c in commands if is_cancelled(c)]
+        return [*cancelled, *(e["CommandId"] for e in extras), kept["CommandId"]]
+
+    def _send_once(self, chunk: CommandChunk, kwargs: Mapping[str, Any], since: datetime) -> list[str]:
+        """Send one chunk: throttling is retried, a lost answer is looked up before sending again."""
+        comment = chunk.comment(self.comment or "")
+        for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
+            try:
+                command = self.hook.send_command_once(**kwargs, **chunk.target_kwargs(), Comment=comment)
+            except (ClientError, BotoCoreError) as error:
+                outcome = send_outcome(error)
+                if outcome is SendOutcome.REFUSED:
+                    raise _Refused(chunk, error) from error
+                if outcome is SendOutcome.AMBIGUOUS:
+                    self.log.warning(
+                        "SendCommand for %s: the answer was lost (%s); looking the command up by its token "
+                        "before sending anything again",
+                        chunk.describe(),
+                        error_text(error),
+                    )
+                    adopted = self._adopt(chunk, self._find_chunk(chunk, since))
+                    if adopted:
+                        return adopted
+                delay = min(SEND_BACKOFF_SECONDS * 2 ** (attempt - 1), 30.0)
+                self.log.warning(
+                    "SendCommand for %s not accepted (%s, attempt %s/%s); sending again in %ss",
+                    chunk.describe(),
+                    error_text(error),
+                    attempt,
+                    MAX_SEND_ATTEMPTS,
+                    delay,
+                )
+                time.sleep(delay)
+                continue
+            self.log.info("Sent command %s (%s)", command["CommandId"], chunk.describe())
+            return [command["CommandId"]]
+        raise AirflowException(
+            f"SendCommand for {chunk.describe()} was not accepted after {MAX_SEND_ATTEMPTS} attempts; "
+            "the next try looks up what was sent and sends only what is missing"
+        )
 
     def _send_chunks(
         self,
         chunks: list[CommandChunk],
-        earlier: Mapping[int, Mapping[str, Any]],
+        sent: Mapping[int, Sequence[Mapping[str, Any]]],
         kwargs: Mapping[str, Any],
-        ti: Any,
+        watched: list[str],
+        context: Context,
     ) -> list[str]:
-        """Send (or adopt) every chunk; ``command_ids`` is in XCom after each one, for the teardown."""
-        sent_now: list[str] = []
-        command_ids: list[str] = []
+        """Send (or adopt) every chunk; ``command_ids`` is in XCom as soon as each one is known."""
+        command_ids = list(watched)
+        this_attempt: list[str] = []
+        since = lookup_since(context)
         for chunk in chunks:
-            if chunk.index in earlier:
-                command_ids.append(self._adopt(chunk, earlier[chunk.index]))
-                continue
             try:
-                command = self.hook.send_command(
-                    **kwargs, **chunk.target_kwargs(), Comment=chunk.comment(self.comment or "")
+                ids = (self._adopt(chunk, sent[chunk.index]) if chunk.index in sent else None) or (
+                    self._send_once(chunk, kwargs, since)
                 )
-            except ClientError as error:
-                if not is_transient(error):
-                    self._cancel_partial(sent_now)
-                raise
-            sent_now.append(command["CommandId"])
-            command_ids.append(command["CommandId"])
-            ti.xcom_push(key="command_ids", value=command_ids)
-            self.log.info("Sent command %s (chunk %s/%s)", command["CommandId"], chunk.index, chunk.total)
+            except _Refused as refused:
+                self._fail_refused(refused, this_attempt)
+            this_attempt += ids
+            command_ids += ids
+            context["ti"].xcom_push(key="command_ids", value=command_ids)
         return command_ids
 
-    def _cancel_partial(self, command_ids: list[str]) -> None:
-        """A permanent error mid-way: cancel what this try sent so no half fleet runs unwatched."""
-        for command_id in command_ids:
-            self.log.warning("Cancelling command %s: a later chunk could not be sent", command_id)
-            self.hook.cancel_command(command_id)
+    def _fail_refused(self, refused: _Refused, this_attempt: list[str]) -> NoReturn:
+        """A permanent error: cancel what this attempt sent, then fail for good (no retry re-sends)."""
+        not_cancelled = []
+        for command_id in this_attempt:
+            try:
+                self.hook.cancel_command(command_id)
+                self.log.warning(
+                    "Cancelled command %s: %s could not be sent", command_id, refused.chunk.describe()
+                )
+            except (ClientError, BotoCoreError) as error:
+                not_cancelled.append(f"{command_id} ({error_text(error)})")
+        cleanup = (
+            f"Cancelled the {len(this_attempt)} command(s) already sent ({', '.join(this_attempt)})."
+            if this_attempt
+            else "Nothing else had been sent."
+        )
+        if not_cancelled:
+            cleanup += f" Could NOT cancel: {', '.join(not_cancelled)}; the teardown tries again."
+        raise AirflowFailException(
+            f"SendCommand refused for {refused.chunk.describe()}: {error_text(refused.error)}. {cleanup} "
+            "Not retried: AWS would refuse it again. Fix the cause, then Clear the run: instances that "
+            "already succeeded are not run again."
+        )
+
+    # -- stage 2: what this try sends: the whole fleet, or a redrive of what did not succeed -------------
+    def _plan(
+        self,
+        digest: str,
+        attempt: int,
+        earlier: Sequence[Mapping[str, Any]],
+        targets: tuple[list[str] | None, dict[str, list[str]] | None],
+        resolved: list[str],
+        redrive: bool,
+    ) -> tuple[list[CommandChunk], list[str], list[str]]:
+        """The chunks to send, the earlier commands to keep watching, and the run's fleet."""
+        ids, tags = targets
+        if not earlier:
+            return plan_chunks(digest, attempt=attempt, instance_ids=ids, tags=tags), [], resolved
+        if not redrive:
+            self.log.info("Attempt %s: redrive is off, the whole fleet runs the batch again", attempt)
+            return plan_chunks(digest, attempt=attempt, instance_ids=ids, tags=tags), [], resolved
+        invocations = [
+            InvocationResult.from_api(item)
+            for command in earlier
+            for item in self.hook.list_invocations(command["CommandId"], details=False)
+        ]
+        redrive_plan = plan_redrive(invocations, resolved)
+        self.log.info("%s (attempt %s)", redrive_plan.describe(), attempt)
+        chunks = plan_chunks(digest, attempt=attempt, instance_ids=list(redrive_plan.rerun))
+        return chunks, [c["CommandId"] for c in earlier], list(redrive_plan.fleet)
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
-            ids, tags = self._targets()
+            targets = self._targets()
             send_kwargs = self.build_send_kwargs()
             validation.comment(self.comment, reserved=TOKEN_CHARS)
+            redrive = validation.boolean("redrive", self.redrive)
         except validation.InvalidParameterError as error:
             raise AirflowFailException(f"Task {self.task_id}: {error}. Nothing was sent to AWS.") from None
-        resolved = self.resolve_instances(ids, tags)
+        resolved = self.resolve_instances(*targets)
         ti = context["ti"]
-        digest = run_digest(ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1)))
-        chunks = plan_chunks(digest, instance_ids=ids, tags=tags)
-        command_ids = self._send_chunks(chunks, self._earlier_commands(digest, context), send_kwargs, ti)
+        digest = run_token_digest(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
+        attempt = current_attempt(context)
+        mine = self.hook.find_run_commands(digest, lookup_since(context), self.document_name)
+        earlier = [c for c in mine if attempt_of(c) < attempt]
+        chunks, watched, fleet = self._plan(digest, attempt, earlier, targets, resolved, redrive)
+        sent = chunk_commands(digest, attempt, mine) if self.adopt_existing else {}
+        command_ids = self._send_chunks(chunks, sent, send_kwargs, watched, context)
         log_group = self._log_group(send_kwargs)
-        self._persist_links(context, command_ids, log_group)
+        self._persist_links(context, command_ids[len(watched) :] or command_ids, log_group)
         result = {
             "command_ids": command_ids,
-            "instance_ids": resolved,
+            "instance_ids": fleet,
+            "attempt": attempt,
             "document_name": self.document_name,
             "region_name": self.hook.conn_region_name,
             "log_group": log_group,
@@ -356,7 +492,16 @@ class SsmFleetPreflightOperator(_FleetTargetsOperator):
 class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
     """Cancel the commands of a run that are still running (a teardown: run it with ``all_done``).
 
-    :param command_ids: the command ids sent by the run (empty or missing: nothing to do).
+    The run's commands are found by their token through ListCommands (every attempt), so a cleared
+    or empty XCom never hides one; ``command_ids`` only adds ids already known. Every cancel is
+    tried; if one fails the task fails, naming it, so its ``on_failure_callback`` alerts.
+
+    :param command_ids: command ids already known, e.g. from XCom (optional: a shortcut).
+    :param run_task_id: the task that sent the commands; its token finds them (default: ``run``).
+    :param document_name: the SSM document the commands ran (narrows ListCommands; default:
+        ``AWS-RunShellScript``).
+    :param on_leftovers: called with the context (its ``reason`` says what was cancelled) when
+        commands were still pending or in progress: the run ended before its fleet did.
     :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
     """
 
@@ -367,22 +512,40 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
     def __init__(
         self,
         *,
-        command_ids: Sequence[str] | str | None,
+        command_ids: Sequence[str] | str | None = None,
+        run_task_id: str = "run",
+        document_name: str = "AWS-RunShellScript",
+        on_leftovers: Callable[[Any], None] | None = None,
         botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(botocore_config=botocore_config or DEFAULT_BOTOCORE_CONFIG, **kwargs)
         self.command_ids = command_ids
+        self.run_task_id = run_task_id
+        self.document_name = document_name
+        self.on_leftovers = on_leftovers
 
     def execute(self, context: Context) -> list[str]:
-        ids = validation.from_template(self.command_ids)
-        ids = [ids] if isinstance(ids, str) and ids else list(ids or ())
-        if not ids:
-            self.log.info("No command was sent by this run: nothing to cancel")
-            return []
-        cancelled = self.hook.cancel_running(ids)
-        for command_id in cancelled:
+        known = validation.from_template(self.command_ids)
+        known = [known] if isinstance(known, str) and known else list(known or ())
+        ti = context["ti"]
+        digest = run_token_digest(ti.dag_id, ti.run_id, self.run_task_id, getattr(ti, "map_index", -1))
+        report = self.hook.cancel_run(digest, lookup_since(context), self.document_name, known)
+        for command_id in report.cancelled:
             self.log.warning("Cancelled command %s: it was still running when the run ended", command_id)
-        if not cancelled:
-            self.log.info("All %s command(s) had already finished: nothing to cancel", len(ids))
-        return cancelled
+        if report.failed:
+            raise AirflowException(
+                f"Could not cancel {len(report.failed)} command(s) still running on the fleet: "
+                + "; ".join(report.failed)
+                + ". Their instances may still be running the batch: cancel them in the SSM console."
+            )
+        if not report.cancelled:
+            self.log.info("%s command(s) of this run found, none still running", len(report.found))
+        if report.live and self.on_leftovers:
+            context["reason"] = (
+                f"The run ended while {len(report.live)} command(s) were still running on the fleet "
+                f"(marked failed, timed out, or a task failed before the verdict); cancelled: "
+                f"{', '.join(report.live)}"
+            )
+            self.on_leftovers(context)
+        return list(report.cancelled)

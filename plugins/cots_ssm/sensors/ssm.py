@@ -16,8 +16,10 @@ from cots_ssm import validation
 from cots_ssm.compat import AirflowException, AirflowFailException, AirflowSensorTimeout
 from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SsmFleetHook, is_transient
 from cots_ssm.links.ssm import SsmRunCommandLink
+from cots_ssm.plan import attempt_of
 from cots_ssm.status import (
     CommandSummary,
+    FailurePolicy,
     FailureTolerance,
     FleetVerdict,
     InvocationResult,
@@ -39,14 +41,23 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
 
     Each poke reads all pages of every command, logs one progress line and the instances that
     finished since the previous poke, and pushes the per-instance result table to XCom (key
-    ``results``). It succeeds when every instance has finished within the failure tolerance and
-    fails, as soon as the tolerance is exceeded, with every failed instance named with its status
-    details, exit code and the end of its stderr. Throttling, 5xx and connection errors are retried
-    within a poke; an empty or partial invocation list right after sending means "not yet". On
-    timeout and on kill it cancels what is still running.
+    ``results``). Commands are given oldest first: for an instance listed by several (an earlier
+    attempt of a redriven run), the last one counts. It succeeds when every instance has finished
+    within the failure tolerance, and fails with every failed instance named with its status
+    details, exit code and the end of its stderr: once all have finished (``failure_policy``
+    ``finish``) or as soon as the tolerance is exceeded, cancelling the rest (``cancel``).
+    Throttling, 5xx and connection errors are retried within a poke; an empty or partial
+    invocation list right after sending means "not yet". On timeout and on kill it cancels what is
+    still running.
 
     :param command_ids: the command ids to watch (e.g. ``run.output["command_ids"]``).
     :param max_failed_instances: failed instances tolerated, a number or a percentage (default: 0).
+    :param failure_policy: what happens when more instances failed than tolerated while others
+        still run: ``finish`` lets them end their batch and judges at the end, ``cancel`` cancels
+        them and fails at once. ``finish`` is the default because the hosts of a COTS batch run
+        independently: killing a batch half-way leaves work a support team must repair by hand,
+        while a finished host needs nothing, and a Clear afterwards re-runs only the failed ones.
+        Templated (default: ``finish``).
     :param poke_interval: seconds between pokes; templated (default: 60).
     :param mode: ``reschedule`` (default) frees the worker slot between pokes.
     :param max_consecutive_api_errors: transient AWS errors in a row a poke absorbs before it
@@ -59,7 +70,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
 
     aws_hook_class = SsmFleetHook
     template_fields: Sequence[str] = aws_template_fields(
-        "command_ids", "max_failed_instances", "poke_interval_seconds"
+        "command_ids", "max_failed_instances", "failure_policy", "poke_interval_seconds"
     )
     operator_extra_links = (SsmRunCommandLink(),)
     ui_color = "#fbe38b"
@@ -69,6 +80,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         *,
         command_ids: Sequence[str] | str,
         max_failed_instances: int | str = 0,
+        failure_policy: FailurePolicy | str = FailurePolicy.FINISH,
         poke_interval: float | str = 60,
         mode: str = "reschedule",
         max_consecutive_api_errors: int = 5,
@@ -86,6 +98,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         )
         self.command_ids = command_ids
         self.max_failed_instances = max_failed_instances
+        self.failure_policy = failure_policy
         self.poke_interval_seconds = poke_interval
         self.max_consecutive_api_errors = max_consecutive_api_errors
         self.cancel_on_timeout = cancel_on_timeout
@@ -108,6 +121,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
                 validation.integer_in_range("poke_interval", self.poke_interval_seconds, 1, 86_400)
             )
             self.tolerance = FailureTolerance.parse(self.max_failed_instances)
+            self.policy = FailurePolicy.parse(self.failure_policy)
             self.watched = self._command_id_list()
         except ValueError as error:  # InvalidParameterError, or a tolerance that does not parse
             raise AirflowFailException(f"Task {self.task_id}: {error}") from None
@@ -150,6 +164,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
     def read_verdict(self) -> FleetVerdict:
         """List every page of every watched command and turn it into a fleet verdict."""
         commands = self._with_retries("ListCommands", self.hook.get_commands, self.watched)
+        self.attempts = {c["CommandId"]: attempt_of(c) for c in commands}
         invocations: list[InvocationResult] = []
         for command_id in self.watched:
             items = self._with_retries(
@@ -157,7 +172,15 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
             )
             invocations += [InvocationResult.from_api(i) for i in items]
         summaries = [CommandSummary.from_api(c) for c in commands]
-        return fleet_verdict(summaries, invocations, self.tolerance)
+        return fleet_verdict(summaries, invocations, self.tolerance, self.policy)
+
+    def _table(self, verdict: FleetVerdict) -> list[dict[str, Any]]:
+        """The per-instance table, each row with the attempt of the run that produced it."""
+        rows = verdict.table(tail_lines=self.output_tail_lines)
+        attempts = getattr(self, "attempts", {})
+        for row in rows:
+            row["attempt"] = attempts.get(row["command_id"]) or 1
+        return rows
 
     def _with_full_output(self, verdict: FleetVerdict) -> FleetVerdict:
         """Read stdout/stderr of failed instances in full (8,000 chars of stderr, not 2,500 in all)."""
@@ -202,9 +225,11 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
             return False
         if verdict.failed or verdict.problems:
             verdict = self._with_full_output(verdict)
-        context["ti"].xcom_push(key="results", value=verdict.table(tail_lines=self.output_tail_lines))
+        context["ti"].xcom_push(key="results", value=self._table(verdict))
         context["ti"].xcom_push(key="verdict", value=verdict.summary())
         if verdict.outcome is Outcome.FAILED:
+            if verdict.running:
+                self.cancel_running("more instances failed than tolerated (failure_policy=cancel)")
             raise AirflowFailException(f"SSM fleet run failed: {verdict.failure_summary()}")
         self.log.info(
             "All %s invocation(s) finished; %s failed (at most %s tolerated)",

@@ -33,11 +33,15 @@ def make_context():
     """Contexts of one DAG run (a run id of its own per test) sharing one XCom store."""
     store: dict = {}
     default_run_id = f"manual__{uuid.uuid4().hex[:12]}"
+    created = datetime.now(UTC)
 
-    def make(task_id="run", run_id=None):
-        run_id = run_id or default_run_id
+    def make(task_id="run", run_id=None, clear_number=0):
+        # Unique per test: commands of other tests' runs must never look like this run's.
+        run_id = f"{run_id}-{default_run_id}" if run_id else default_run_id
         ti = RecordingTaskInstance(task_id=task_id, run_id=run_id, store=store)
-        run = SimpleNamespace(run_after=datetime.now(UTC), start_date=datetime.now(UTC))
+        run = SimpleNamespace(
+            run_after=created, start_date=datetime.now(UTC), clear_number=clear_number, run_id=run_id
+        )
         return {"ti": ti, "dag_run": run}
 
     return make
@@ -59,3 +63,12 @@ def accepted(aws):
         return counters.get(action, {}).get("accepted", 0)
 
     return count
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """No real pauses between SendCommand attempts and look-ups (the logic is the same)."""
+    import cots_ssm.operators.ssm as operators
+
+    monkeypatch.setattr(operators, "SEND_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(operators, "LOOKUP_PAUSE_SECONDS", 0.01)

@@ -1,6 +1,21 @@
+from datetime import UTC, datetime, timedelta, timezone
+from types import SimpleNamespace
+
 import pytest
 
-from cots_ssm.plan import TOKEN_CHARS, parse_token, plan_chunks, run_digest, sent_chunks, tag_targets
+from cots_ssm.plan import (
+    TOKEN_CHARS,
+    Token,
+    attempt_of,
+    chunk_commands,
+    current_attempt,
+    lookup_since,
+    parse_token,
+    plan_chunks,
+    run_commands,
+    run_digest,
+    tag_targets,
+)
 
 IDS = [f"i-{n:017x}" for n in range(120)]
 
@@ -28,24 +43,73 @@ class TestToken:
         assert run_digest("dag", "run", "task", "-1") != run_digest("dag", "run2", "task", "-1")
         assert len(run_digest("a")) == 16
 
-    @pytest.mark.parametrize("user", ["", "x" * 70])
-    def test_comment_fits_in_100_chars_and_parses_back(self, user):
-        chunk = plan_chunks(run_digest("a"), instance_ids=IDS * 9)[-1]
+    @pytest.mark.parametrize("user", ["", "x" * 65])
+    @pytest.mark.parametrize("attempt", [1, 999])
+    def test_comment_fits_in_100_chars_and_parses_back(self, user, attempt):
+        ids = [f"i-{n:017x}" for n in range(50 * 999)]
+        chunk = plan_chunks(run_digest("a"), attempt=attempt, instance_ids=ids)[-1]
         comment = chunk.comment(user)
         assert len(comment) <= len(user) + TOKEN_CHARS <= 100
-        assert parse_token(comment) == (run_digest("a"), chunk.index, chunk.total)
+        assert parse_token(comment) == Token(run_digest("a"), attempt, 999, 999) == chunk.token
+
+    def test_tokens_written_before_attempts_existed_are_attempt_1(self):
+        assert parse_token("nightly [af:0123456789abcdef 2/3]") == Token("0123456789abcdef", 1, 2, 3)
 
     def test_foreign_comments_are_ignored(self):
         assert parse_token("nightly batch") is None
         assert parse_token(None) is None
 
-    def test_sent_chunks_finds_only_this_run(self):
-        mine, other = plan_chunks("a" * 16, instance_ids=IDS), plan_chunks("b" * 16, instance_ids=IDS)
+    def test_run_commands_finds_only_this_run_in_attempt_and_chunk_order(self):
+        first = plan_chunks("a" * 16, instance_ids=IDS)
+        second = plan_chunks("a" * 16, attempt=2, instance_ids=IDS[:3])
+        other = plan_chunks("b" * 16, instance_ids=IDS)
         listed = [
-            {"CommandId": "c1", "Comment": mine[0].comment("x")},
-            {"CommandId": "c2", "Comment": other[1].comment()},
-            {"CommandId": "c3", "Comment": mine[2].comment()},
+            {"CommandId": "c5", "Comment": second[0].comment(), "RequestedDateTime": "5"},
+            {"CommandId": "c3", "Comment": first[2].comment(), "RequestedDateTime": "3"},
+            {"CommandId": "c1", "Comment": first[0].comment("x"), "RequestedDateTime": "1"},
+            {"CommandId": "c2", "Comment": other[1].comment(), "RequestedDateTime": "2"},
             {"CommandId": "c4", "Comment": "unrelated"},
         ]
-        found = sent_chunks("a" * 16, listed)
-        assert {i: c["CommandId"] for i, c in found.items()} == {1: "c1", 3: "c3"}
+        assert [c["CommandId"] for c in run_commands("a" * 16, listed)] == ["c1", "c3", "c5"]
+        assert [attempt_of(c) for c in listed] == [2, 1, 1, 1, 0]
+
+    def test_a_chunk_sent_twice_lists_both_and_the_cancelled_copy_comes_first(self):
+        chunk = plan_chunks("a" * 16, instance_ids=IDS)[1]
+        listed = [
+            {
+                "CommandId": "kept",
+                "Comment": chunk.comment(),
+                "Status": "InProgress",
+                "RequestedDateTime": "1",
+            },
+            {
+                "CommandId": "extra",
+                "Comment": chunk.comment(),
+                "Status": "Cancelled",
+                "RequestedDateTime": "2",
+            },
+        ]
+        found = chunk_commands("a" * 16, 1, listed)
+        assert [c["CommandId"] for c in found[2]] == ["extra", "kept"]
+        assert chunk_commands("a" * 16, 2, listed) == {}
+
+
+class TestRunContext:
+    def test_attempt_counts_clears(self):
+        assert current_attempt({"dag_run": SimpleNamespace(clear_number=0)}) == 1
+        assert current_attempt({"dag_run": SimpleNamespace(clear_number=2)}) == 3
+        assert current_attempt({}) == 1
+
+    def test_lookup_starts_an_hour_before_the_run_was_due(self):
+        due = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+        assert lookup_since({"dag_run": SimpleNamespace(run_after=due)}) == due - timedelta(hours=1)
+
+    def test_lookup_without_a_run_goes_a_day_back(self):
+        since = lookup_since({})
+        assert timedelta(hours=24) < datetime.now(UTC) - since < timedelta(hours=26)
+
+    def test_lookup_keeps_the_zone_for_the_hook_to_convert(self):
+        due = datetime(2026, 11, 27, 3, 0, tzinfo=timezone(timedelta(hours=1)))
+        assert lookup_since({"dag_run": SimpleNamespace(run_after=due)}) == datetime(
+            2026, 11, 27, 1, tzinfo=UTC
+        )

@@ -180,14 +180,56 @@ class TestFleetVerdict:
         verdict = fleet_verdict([command(status=Status.IN_PROGRESS, ids=IDS)], [invocation(IDS[0])])
         assert verdict.outcome is Outcome.RUNNING
 
-    def test_fails_as_soon_as_tolerance_is_exceeded_while_others_run(self):
+    def test_cancel_policy_fails_as_soon_as_tolerance_is_exceeded_while_others_run(self):
         invocations = [
             invocation(IDS[0], Status.FAILED, code=1),
             invocation(IDS[1], Status.IN_PROGRESS, code=-1),
         ]
-        verdict = fleet_verdict([command(ids=IDS)], invocations)
+        verdict = fleet_verdict([command(ids=IDS)], invocations, policy="cancel")
         assert verdict.outcome is Outcome.FAILED
         assert verdict.progress_line() == "1/3 done: 1 Failed; 1 InProgress, 1 not listed yet"
+
+    def test_finish_policy_lets_the_others_end_then_fails(self):
+        running = [invocation(IDS[0], Status.FAILED, code=1), invocation(IDS[1], Status.IN_PROGRESS, code=-1)]
+        verdict = fleet_verdict([command(ids=IDS)], running)
+        assert verdict.outcome is Outcome.RUNNING and verdict.exceeded
+        assert "tolerance exceeded (1 failed, at most 0)" in verdict.progress_line()
+        done = [invocation(IDS[0], Status.FAILED, code=1), invocation(IDS[1]), invocation(IDS[2])]
+        final = fleet_verdict([command(status=Status.FAILED, ids=IDS)], done)
+        assert final.outcome is Outcome.FAILED and not final.exceeded
+
+    def test_unknown_policy_is_refused_naming_it(self):
+        with pytest.raises(ValueError, match="failure_policy='stop'"):
+            fleet_verdict([command(ids=IDS)], [], policy="stop")
+
+    def test_percentage_waits_for_the_target_count_of_a_tag_command(self):
+        ids = [f"i-{n:017x}" for n in range(100, 120)]
+        # A tag command right after sending: SSM has listed 2 of its instances, 1 failed.
+        tag_command = command("c-tag", target_count=0)
+        seen = [
+            invocation(ids[0], Status.FAILED, code=1, command_id="c-tag"),
+            invocation(ids[1], command_id="c-tag"),
+        ]
+        early = fleet_verdict([tag_command], seen, "10%", policy="cancel")
+        assert early.outcome is Outcome.RUNNING and not early.exceeded, "10% of 2 listed is not 10% of 20"
+        known = command("c-tag", target_count=20)
+        assert fleet_verdict([known], seen, "10%", policy="cancel").outcome is Outcome.RUNNING
+        seen += [invocation(i, Status.FAILED, code=2, command_id="c-tag") for i in ids[2:4]]
+        assert fleet_verdict([known], seen, "10%", policy="cancel").outcome is Outcome.FAILED
+
+    def test_a_later_command_speaks_for_an_instance_of_an_earlier_one(self):
+        first = command("c-1", Status.FAILED, ids=IDS)
+        redrive = command("c-2", Status.SUCCESS, ids=IDS[1:2])
+        seen = [
+            invocation(IDS[0], command_id="c-1"),
+            invocation(IDS[1], Status.FAILED, code=3, command_id="c-1"),
+            invocation(IDS[2], command_id="c-1"),
+            invocation(IDS[1], command_id="c-2"),
+        ]
+        verdict = fleet_verdict([first, redrive], seen)
+        assert verdict.outcome is Outcome.SUCCEEDED and verdict.expected == 3
+        assert {i.instance_id: i.command_id for i in verdict.invocations}[IDS[1]] == "c-2"
+        assert fleet_verdict([first, redrive], seen[:3]).outcome is Outcome.RUNNING, "redrive not listed yet"
 
     def test_failure_within_tolerance_waits_then_succeeds(self):
         invocations = [invocation(IDS[0], Status.FAILED, code=1), invocation(IDS[1]), invocation(IDS[2])]

@@ -42,7 +42,7 @@ class TestTargetTags:
         [
             ({}, "target_tags"),
             ({"Role": []}, "target_tags['Role']"),
-            ({"Role": ["a", "b", "c", "d", "e", "f"]}, "target_tags['Role']"),
+            ({"Role": [f"v{n}" for n in range(51)]}, "target_tags['Role']"),
             ({"Role": ["cots; rm -rf /"]}, "target_tags['Role']"),
             ({"aws:secret": ["x"]}, "target_tags key"),
             ({f"k{n}": ["v"] for n in range(6)}, "target_tags"),
@@ -141,3 +141,59 @@ class TestFromTemplate:
     )
     def test_rendered_text(self, rendered, value):
         assert validation.from_template(rendered) == value
+
+
+class TestAgainstBotocoreModel:
+    """Our limits are AWS's: read them from botocore's own SSM service model, not from the docs."""
+
+    @pytest.fixture(scope="class")
+    def shapes(self):
+        import botocore.session
+
+        model = botocore.session.get_session().get_service_model("ssm")
+        return model.operation_model("SendCommand").input_shape.members
+
+    def test_instance_ids_per_command(self, shapes):
+        assert shapes["InstanceIds"].metadata["max"] == validation.MAX_INSTANCE_IDS_PER_COMMAND
+
+    def test_targets_and_tag_values(self, shapes):
+        assert shapes["Targets"].metadata["max"] == validation.MAX_TARGETS
+        assert shapes["Targets"].member.members["Values"].metadata["max"] == validation.MAX_TAG_VALUES == 50
+
+    def test_comment(self, shapes):
+        assert shapes["Comment"].metadata["max"] == validation.MAX_COMMENT_CHARS
+
+    def test_delivery_timeout(self, shapes):
+        limits = shapes["TimeoutSeconds"].metadata
+        assert (limits["min"], limits["max"]) == validation.DELIVERY_TIMEOUT_RANGE
+
+    @pytest.mark.parametrize(
+        ("member", "field"), [("MaxConcurrency", "max_concurrency"), ("MaxErrors", "max_errors")]
+    )
+    def test_rate_control_patterns(self, shapes, member, field):
+        assert shapes[member].metadata["pattern"] == validation.RATE_CONTROL[field].pattern
+
+    def test_s3_prefix_and_document_name_lengths(self, shapes):
+        assert shapes["OutputS3KeyPrefix"].metadata["max"] == 500
+        assert shapes["DocumentName"].metadata["pattern"] == validation.DOCUMENT_NAME.pattern
+
+    @pytest.mark.parametrize("value", ["1", "10", "50%", "100%"])
+    def test_accepted_rate_values_match_the_model(self, shapes, value):
+        import re
+
+        assert re.match(shapes["MaxConcurrency"].metadata["pattern"], value)
+        assert validation.rate_control("max_concurrency", value) == value
+
+
+class TestBoolean:
+    @pytest.mark.parametrize(
+        ("value", "expected"), [(True, True), (False, False), ("true", True), ("False", False)]
+    )
+    def test_real_booleans_and_their_text(self, value, expected):
+        assert validation.boolean("preflight", value) is expected
+
+    @pytest.mark.parametrize("value", ["yes", "0", 0, 1, None, "", "{{ params.x }}"])
+    def test_anything_else_is_refused_naming_field_and_value(self, value):
+        with pytest.raises(InvalidParameterError) as error:
+            validation.boolean("cloudwatch_output", value)
+        assert error.value.field == "cloudwatch_output" and repr(value) in str(error.value)

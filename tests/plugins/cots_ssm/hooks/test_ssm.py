@@ -52,7 +52,7 @@ class TestPaging:
         assert len(hook.describe_instances(instance_ids=fleet)) == 60
 
     def test_list_invocations_reads_every_page(self, hook, fleet):
-        command = hook.send_command(
+        command = hook.send_command_once(
             DocumentName="AWS-RunShellScript",
             Targets=[{"Key": "tag:Role", "Values": ["hooktest"]}],
             Parameters={"commands": ["true"]},
@@ -65,7 +65,7 @@ class TestPaging:
 
 class TestCancel:
     def test_cancel_running_skips_finished_commands(self, hook, aws):
-        done = hook.send_command(
+        done = hook.send_command_once(
             DocumentName="AWS-RunShellScript",
             InstanceIds=aws.instance_ids[:1],
             Parameters={"commands": ["true"]},
@@ -73,7 +73,7 @@ class TestCancel:
         deadline = time.monotonic() + 20
         while hook.get_commands([done])[0]["Status"] != "Success" and time.monotonic() < deadline:
             time.sleep(0.2)
-        slow = hook.send_command(
+        slow = hook.send_command_once(
             DocumentName="AWS-RunShellScript",
             InstanceIds=aws.instance_ids[:1],
             Parameters={"commands": ["sleep 60"]},

@@ -1,6 +1,8 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from cots_ssm.compat import AirflowFailException
+from cots_ssm.compat import AirflowException, AirflowFailException
 from cots_ssm.operators.ssm import SsmCancelCommandsOperator, SsmFleetPreflightOperator, SsmRunCommandOperator
 from cots_ssm.plan import plan_chunks, run_digest
 
@@ -104,7 +106,7 @@ class TestChunksAndRetries:
         # An earlier try sent chunk 1 and died before chunks 2 and 3.
         ti = context["ti"]
         chunk = plan_chunks(run_digest(ti.dag_id, ti.run_id, ti.task_id, "-1"), instance_ids=fleet)[0]
-        earlier = op.hook.send_command(
+        earlier = op.hook.send_command_once(
             **op.build_send_kwargs(), **chunk.target_kwargs(), Comment=chunk.comment()
         )
         result = op.execute(context)
@@ -112,33 +114,63 @@ class TestChunksAndRetries:
         assert len(set(result["command_ids"])) == 3
         assert accepted("SendCommand") == 3
 
-    def test_throttled_send_fails_the_try_and_the_retry_sends_once(self, aws, fleet, accepted, make_context):
-        context = make_context(run_id="manual__throttled")
-        aws.control.throttle("SendCommand", count=1)
-        no_retry = operator(
-            instance_ids=fleet, botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}}
-        )
-        with pytest.raises(Exception, match="Throttling"):
-            no_retry.execute(context)
-        result = operator(instance_ids=fleet).execute(context)
+    def test_throttling_is_retried_by_us_and_each_chunk_is_accepted_once(
+        self, aws, fleet, accepted, make_context, fast_retries
+    ):
+        aws.control.throttle("SendCommand", count=2)
+        result = operator(instance_ids=fleet).execute(make_context(run_id="manual__throttled"))
         assert len(result["command_ids"]) == 3
-        assert accepted("SendCommand") == 3
+        counters = aws.control.counters()["SendCommand"]
+        assert (counters["accepted"], counters["throttled"]) == (3, 2)
 
-    def test_a_failed_try_leaves_what_it_sent_in_xcom_for_the_teardown(self, aws, fleet, make_context):
+    def test_botocore_never_retries_sendcommand(self, aws, fleet, make_context, fast_retries, capfd):
+        # One 500 before SSM acted: our look-up finds nothing, then we send once more ourselves.
+        aws.control.server_error("SendCommand", count=1)
+        result = operator(instance_ids=fleet[:50]).execute(make_context(run_id="manual__5xx"))
+        counters = aws.control.counters()
+        assert counters["SendCommand"] == {"calls": 2, "accepted": 1, "throttled": 0, "server_errors": 1}
+        assert counters["ListCommands"]["accepted"] >= 2, "looked up by token before sending again"
+        assert len(result["command_ids"]) == 1
+        assert "the answer was lost" in capfd.readouterr().out
+
+    def test_a_try_that_gives_up_leaves_what_it_sent_for_the_teardown(
+        self, aws, fleet, accepted, make_context, fast_retries
+    ):
         context = make_context(run_id="manual__half")
-        aws.control.throttle("SendCommand", rate=0.5)  # chunk 1 passes, chunk 2 is throttled
-        no_retry = operator(
-            instance_ids=fleet,
-            commands=["sleep 30"],
-            botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}},
+        op = operator(instance_ids=fleet, commands=["sleep 30"])
+        ti = context["ti"]
+        chunk = plan_chunks(run_digest(ti.dag_id, ti.run_id, ti.task_id, "-1"), instance_ids=fleet)[0]
+        sent = op.hook.send_command_once(
+            **op.build_send_kwargs(), **chunk.target_kwargs(), Comment=chunk.comment()
         )
-        with pytest.raises(Exception, match="Throttling"):
-            no_retry.execute(context)
-        (sent,) = context["ti"].xcom_pull(key="command_ids")
-        cancel = SsmCancelCommandsOperator(
-            task_id="cancel", command_ids=context["ti"].xcom_pull(key="command_ids")
-        )
-        assert cancel.execute(make_context(task_id="cancel")) == [sent]
+        aws.control.server_error("SendCommand", count=100, status=503)
+        with pytest.raises(AirflowException, match="not accepted after 5 attempts"):
+            op.execute(context)
+        assert ti.xcom_pull(key="command_ids") == [sent["CommandId"]], "adopted ids are in XCom at once"
+        assert accepted("SendCommand") == 1, "chunks 2 and 3 never reached SSM"
+        aws.control.reset()
+        # A retry would clear XCom: the teardown finds the run's commands by their token anyway.
+        ti.store.clear()
+        cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=None)
+        assert cancel.execute(make_context(task_id="cancel", run_id="manual__half")) == [sent["CommandId"]]
+
+    def test_a_permanent_error_cancels_what_the_try_sent_and_fails_for_good(
+        self, aws, fleet, accepted, make_context, ssm
+    ):
+        # Chunk 2 names an instance SSM does not know (terminated since the fleet was listed).
+        ids = [*fleet[:50], "i-0000000000000dead", *fleet[51:]]
+        op = operator(instance_ids=ids, commands=["sleep 30"], preflight=False)
+        context = make_context(run_id="manual__refused")
+        with pytest.raises(AirflowFailException) as error:
+            op.execute(context)
+        message = str(error.value)
+        assert "chunk 2/3" in message and "i-0000000000000dead" in message and "InvalidInstanceId" in message
+        assert "Not retried" in message and "Cancelled the 1 command(s)" in message
+        assert accepted("SendCommand") == 2, "chunk 1, then chunk 2 refused; no retry"
+        ti = context["ti"]  # the run created one command, chunk 1, and cancelled it
+        digest = run_digest(ti.dag_id, ti.run_id, ti.task_id, "-1")
+        (first,) = op.hook.find_run_commands(digest, datetime.now(UTC) - timedelta(hours=1))
+        assert first["Status"] in ("Cancelled", "Cancelling")
 
     def test_another_run_sends_again(self, aws, fleet, accepted, make_context):
         a = operator(instance_ids=fleet).execute(make_context(run_id="manual__a"))
@@ -186,4 +218,4 @@ class TestCancel:
     def test_nothing_sent_nothing_cancelled(self, aws, accepted, make_context):
         cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=None)
         assert cancel.execute(make_context(task_id="cancel")) == []
-        assert accepted() == 0
+        assert accepted("CancelCommand") == 0 and accepted("ListCommands") >= 1
