@@ -239,7 +239,7 @@ class InvocationResult:
         """A JSON-serialisable row of the per-instance result table (tails of ``tail_lines`` lines)."""
 
         def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
+            return value.isoformat(timespec="seconds") if value else None
 
         return {
             "instance_id": self.instance_id,
@@ -255,8 +255,9 @@ class InvocationResult:
                 self.stdout, lines=tail_lines if stdout_lines is None else stdout_lines, chars=tail_chars
             ),
             "stderr_tail": tail(self.stderr, lines=tail_lines, chars=tail_chars),
-            "stdout_url": self.stdout_url,
-            "stderr_url": self.stderr_url,
+            # Full output links matter where something went wrong; a success row stays small.
+            "stdout_url": self.stdout_url if self.failed else "",
+            "stderr_url": self.stderr_url if self.failed else "",
         }
 
 
@@ -297,7 +298,7 @@ class CommandSummary:
 #: Failed instances whose result rows keep full output tails (the others keep their last stderr line).
 MAX_ROWS_WITH_TAILS = 50
 #: Characters of the one-line tails of the other rows.
-SHORT_TAIL_CHARS = 160
+SHORT_TAIL_CHARS = 120
 
 _TOLERANCE = re.compile(r"^(?P<number>\d+)(?P<percent>%?)$")
 
@@ -439,9 +440,10 @@ class FleetVerdict:
     def table(self, *, tail_lines: int = 20, max_tails: int = MAX_ROWS_WITH_TAILS) -> list[dict[str, Any]]:
         """The per-instance result table (JSON-serialisable), sorted by instance id.
 
-        Output tails are kept where they matter: ``tail_lines`` lines on the first ``max_tails``
-        failed instances, the last stderr line on the other failed ones and the last stdout line
-        on the rest, so the table of 1,000 instances stays well under 1 MB of XCom.
+        Output tails are kept where they matter: ``tail_lines`` lines of stderr (half as many of
+        stdout) on the first ``max_tails`` failed instances, the last stderr line on the other
+        failed ones and the last stdout line on the rest, so the table of 1,000 instances stays
+        well under 1 MB of XCom.
         """
         ordered = sorted(self.invocations, key=lambda i: (i.instance_id, i.command_id))
         rows = []
@@ -451,7 +453,7 @@ class FleetVerdict:
                 rows.append(invocation.as_row(tail_lines=0, stdout_lines=1, tail_chars=SHORT_TAIL_CHARS))
             elif tails_left > 0:
                 tails_left -= 1
-                rows.append(invocation.as_row(tail_lines=tail_lines))
+                rows.append(invocation.as_row(tail_lines=tail_lines, stdout_lines=max(tail_lines // 2, 1)))
             else:
                 rows.append(invocation.as_row(tail_lines=1, stdout_lines=0, tail_chars=SHORT_TAIL_CHARS))
         return rows

@@ -73,3 +73,22 @@ class TestFifo:
         assert ids["MessageGroupId"] == "dag"
         assert ids == fifo_ids("arn:aws:sns:us-east-1:123456789012:alerts.fifo", "dag", "run", "wait", "1")
         assert len(ids["MessageDeduplicationId"]) <= 128
+
+
+class TestLinearBody:
+    def test_each_instance_is_rendered_once_even_when_the_body_is_capped(self, monkeypatch):
+        import cots_ssm.alert as module
+
+        rendered = []
+        original = module._instance_lines
+        monkeypatch.setattr(module, "_instance_lines", lambda r: rendered.append(r) or original(r))
+        rows = [row(n, stderr="x" * 1500) for n in range(5000)]
+        body = alert(failed_rows=rows, fleet_size=5000).body(max_bytes=100_000)
+        assert len(body.encode()) <= 100_000
+        shown = body.count("Failed (Failed), exit code 3")
+        assert 0 < shown < 5000 and f"... and {5000 - shown} more failed instance(s)" in body
+        assert len(rendered) == shown + 1, "rendering stops at the first instance that does not fit"
+
+    def test_a_teardown_alert_without_failed_instances_says_why_in_the_subject(self):
+        text = alert(task_id="cancel_leftovers", headline="run cut short: 2 command(s) cancelled").subject()
+        assert text == "Airflow: cots_nightly_batch - run cut short: 2 command(s) cancelled"

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from cots_ssm.status import (
     SUCCESS_STATUSES,
     CommandSummary,
     FailureTolerance,
+    FleetVerdict,
     InvocationResult,
     Outcome,
     Status,
@@ -296,3 +298,31 @@ class TestHelpers:
 
     def test_split_without_error_marker(self):
         assert split_plugin_output("only stdout") == ("only stdout", "")
+
+
+class TestBoundedTable:
+    def test_1000_instances_with_long_output_stay_well_under_1_mb(self):
+        import json
+
+        noisy = "line of batch output that goes on and on " * 3 + "\n"
+        invocations = []
+        for n in range(1000):
+            failed = n % 2 == 0
+            invocations.append(
+                replace(
+                    invocation(
+                        f"i-{n:017x}", Status.FAILED if failed else Status.SUCCESS, code=1 if failed else 0
+                    ),
+                    instance_name=f"cots-host-{n:04d}.corp.example.com",
+                    stdout=noisy * 400,
+                    stderr=noisy * 200,
+                    stdout_url=f"s3://cots-batch-output/nightly/cmd-1/i-{n:017x}/awsrunShellScript/0.awsrunShellScript/stdout",
+                )
+            )
+        verdict = FleetVerdict(Outcome.FAILED, 1000, 0, tuple(invocations))
+        size = len(json.dumps(verdict.table()).encode())
+        assert size < 700_000, size
+        rows = {r["instance_id"]: r for r in verdict.table()}
+        assert rows[f"i-{0:017x}"]["stderr_tail"].count("\n") >= 10, "the first failures keep their tails"
+        assert rows[f"i-{998:017x}"]["stderr_tail"].count("\n") == 0, "the others keep their last line"
+        assert rows[f"i-{1:017x}"]["stderr_tail"] == "" and rows[f"i-{1:017x}"]["stdout_tail"]

@@ -1,3 +1,5 @@
+import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -219,3 +221,104 @@ class TestCancel:
         cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=None)
         assert cancel.execute(make_context(task_id="cancel")) == []
         assert accepted("CancelCommand") == 0 and accepted("ListCommands") >= 1
+
+
+def wait_for_verdict(command_ids, context, **kwargs):
+    """Poke a fleet sensor until it decides; return (succeeded, results table)."""
+    from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
+
+    sensor = SsmRunCommandFleetSensor(task_id="wait", command_ids=command_ids, poke_interval=1, **kwargs)
+    sensor._prepare()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if sensor.poke(context):
+                return True, context["ti"].xcom_pull(task_ids="wait", key="results")
+        except AirflowFailException:
+            return False, context["ti"].xcom_pull(task_ids="wait", key="results")
+        time.sleep(0.5)
+    raise AssertionError("no verdict within 60 s")
+
+
+class TestRedrive:
+    @pytest.fixture(scope="class")
+    def fleet(self, emulator):
+        return emulator.add_instances(120, tags={"Fleet": "redrive"})
+
+    def test_clear_reruns_only_the_instances_that_did_not_succeed(self, aws, fleet, make_context, capfd):
+        bad = sorted([fleet[5], fleet[60], fleet[110]])
+        for instance_id in bad:
+            aws.control.force_exit(instance_id, 3)
+        first = operator(instance_ids=fleet).execute(make_context(run_id="manual__redrive"))
+        ok, rows = wait_for_verdict(
+            first["command_ids"], make_context(task_id="wait", run_id="manual__redrive")
+        )
+        assert not ok and sorted(r["instance_id"] for r in rows if r["exit_code"] == 3) == bad
+        for instance_id in bad:
+            aws.control.force_exit(instance_id, None)
+
+        # Clear of the run: Airflow counts it in dag_run.clear_number; XCom is gone.
+        context = make_context(run_id="manual__redrive", clear_number=1)
+        context["ti"].store.clear()
+        second = operator(instance_ids=fleet).execute(context)
+        assert "Redrive: 3 of 120 instances (3 Failed); 117 already succeeded" in capfd.readouterr().out
+        assert second["command_ids"][:3] == first["command_ids"] and len(second["command_ids"]) == 4
+        assert second["attempt"] == 2 and len(second["instance_ids"]) == 120
+        new = operator().hook.get_commands(second["command_ids"][3:])[0]
+        assert sorted(new["InstanceIds"]) == bad and " r2 1/1]" in new["Comment"]
+        assert aws.control.counters()["SendCommand"]["accepted"] == 4
+
+        ok, rows = wait_for_verdict(
+            second["command_ids"], make_context(task_id="wait", run_id="manual__redrive")
+        )
+        assert ok and len(rows) == 120
+        assert Counter(r["attempt"] for r in rows) == {1: 117, 2: 3}
+        assert {r["instance_id"] for r in rows if r["attempt"] == 2} == set(bad)
+
+    def test_a_clear_with_nothing_failed_sends_nothing(self, aws, fleet, make_context, capfd):
+        first = operator(instance_ids=fleet[:10]).execute(make_context(run_id="manual__green"))
+        assert wait_for_verdict(first["command_ids"], make_context(task_id="wait", run_id="manual__green"))[0]
+        again = operator(instance_ids=fleet[:10]).execute(
+            make_context(run_id="manual__green", clear_number=1)
+        )
+        assert again["command_ids"] == first["command_ids"]
+        assert "Redrive: 0 of 10 instances; 10 already succeeded" in capfd.readouterr().out
+        assert aws.control.counters()["SendCommand"]["accepted"] == 1
+
+    def test_redrive_off_runs_the_whole_fleet_again(self, aws, fleet, make_context):
+        first = operator(instance_ids=fleet[:60]).execute(make_context(run_id="manual__all"))
+        assert wait_for_verdict(first["command_ids"], make_context(task_id="wait", run_id="manual__all"))[0]
+        again = operator(instance_ids=fleet[:60], redrive="false").execute(
+            make_context(run_id="manual__all", clear_number=1)
+        )
+        assert set(again["command_ids"]).isdisjoint(first["command_ids"]) and len(again["command_ids"]) == 2
+        assert aws.control.counters()["SendCommand"]["accepted"] == 4
+
+
+class TestTeardownFindsTheRunByToken:
+    def test_leftovers_are_cancelled_and_reported(self, aws, make_context):
+        sent = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
+            make_context(run_id="cut")
+        )
+        seen = []
+        cancel = SsmCancelCommandsOperator(
+            task_id="cancel", on_leftovers=lambda ctx: seen.append(ctx["reason"])
+        )
+        context = make_context(task_id="cancel", run_id="cut")
+        context["ti"].store.clear()  # the run task's XCom is gone: the token still finds its command
+        assert cancel.execute(context) == sent["command_ids"]
+        (reason,) = seen
+        assert "still running" in reason and sent["command_ids"][0] in reason
+
+    def test_a_cancel_that_fails_fails_the_teardown_naming_the_command(self, aws, make_context):
+        sent = operator(instance_ids=aws.instance_ids[:1], commands=["sleep 60"]).execute(
+            make_context(run_id="stuck")
+        )
+        aws.control.server_error("CancelCommand", count=100)
+        cancel = SsmCancelCommandsOperator(
+            task_id="cancel", botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}}
+        )
+        with pytest.raises(AirflowException, match=f"Could not cancel 1 command.*{sent['command_ids'][0]}"):
+            cancel.execute(make_context(task_id="cancel", run_id="stuck"))
+        aws.control.reset()
+        operator().hook.cancel_command(sent["command_ids"][0])
