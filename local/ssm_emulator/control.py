@@ -63,13 +63,17 @@ class EmulatorControl:
         self._post("time-scale", {"factor": factor})
 
     def reset(self) -> None:
-        """Clear every fault and counter and bring every instance back online."""
+        """Clear every fault, counter and execution count and bring every instance back online."""
         self._post("reset", {})
 
     # -- queries and fleet -----------------------------------------------------------------------
     def counters(self) -> dict[str, dict[str, int]]:
         """Return calls per action: `{"SendCommand": {"calls", "accepted", "throttled", "server_errors"}}`."""
         return dict(self._get("counters"))
+
+    def executions(self) -> dict[str, int]:
+        """Return how many script processes each instance started since the last reset."""
+        return {instance_id: int(n) for instance_id, n in self._get("executions").items()}
 
     def faults(self) -> dict[str, Any]:
         """Return the active faults and the offline instances."""

@@ -1,21 +1,22 @@
 """The control API's routes: JSON in, JSON out, under `/_emulator/` on the AWS port.
 
-| Method | Path                           | Body                                    |
-|--------|--------------------------------|-----------------------------------------|
-| GET    | /_emulator/health              |                                         |
-| GET    | /_emulator/info                |                                         |
-| GET    | /_emulator/counters            |                                         |
-| GET    | /_emulator/faults              |                                         |
-| GET    | /_emulator/processes           |                                         |
-| POST   | /_emulator/reset               |                                         |
-| POST   | /_emulator/throttle            | {"action", "count"?, "rate"?}           |
-| POST   | /_emulator/server-error        | {"action", "count"?, "status"?}         |
-| POST   | /_emulator/offline             | {"instance_ids", "offline"?}            |
-| POST   | /_emulator/force-exit          | {"instance_id", "code"} (null clears)   |
-| POST   | /_emulator/extra-duration      | {"instance_id", "seconds"}              |
-| POST   | /_emulator/consistency-delay   | {"seconds"}                             |
-| POST   | /_emulator/time-scale          | {"factor"}                              |
-| POST   | /_emulator/instances           | {"count", "tags"?, "online"?}           |
+| Method | Path                           | Body                                          |
+|--------|--------------------------------|-----------------------------------------------|
+| GET    | /_emulator/health              |                                               |
+| GET    | /_emulator/info                |                                               |
+| GET    | /_emulator/counters            |                                               |
+| GET    | /_emulator/faults              |                                               |
+| GET    | /_emulator/processes           |                                               |
+| GET    | /_emulator/executions          |                                               |
+| POST   | /_emulator/reset               |                                               |
+| POST   | /_emulator/throttle            | {"action", "count"?, "rate"?}                 |
+| POST   | /_emulator/server-error        | {"action", "count"?, "status"?}               |
+| POST   | /_emulator/offline             | {"instance_ids", "offline"?}                  |
+| POST   | /_emulator/force-exit          | {"instance_id", "code"} (null clears)         |
+| POST   | /_emulator/extra-duration      | {"instance_id", "seconds"}                    |
+| POST   | /_emulator/consistency-delay   | {"seconds"}                                   |
+| POST   | /_emulator/time-scale          | {"factor"}                                    |
+| POST   | /_emulator/instances           | {"count", "tags"?, "online"?}                 |
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ControlRoutes:
                 "offline": self.server.offline_instances(),
             },
             ("GET", "processes"): lambda _: {"live_process_groups": self.server.runner.live_groups()},
+            ("GET", "executions"): lambda _: self.faults.executions(),
             ("POST", "reset"): self.reset,
             ("POST", "throttle"): self.throttle,
             ("POST", "server-error"): self.server_error,

@@ -62,6 +62,7 @@ class FaultState:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _throttles: dict[str, _Rule] = field(default_factory=dict)
     _server_errors: dict[str, _Rule] = field(default_factory=dict)
+    _executions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _force_exit: dict[str, int] = field(default_factory=dict)
     _extra_duration: dict[str, float] = field(default_factory=dict)
     _counters: dict[str, _Counter] = field(default_factory=lambda: defaultdict(_Counter))
@@ -109,6 +110,7 @@ class FaultState:
         with self._lock:
             self._throttles.clear()
             self._server_errors.clear()
+            self._executions.clear()
             self._force_exit.clear()
             self._extra_duration.clear()
             self._counters.clear()
@@ -135,6 +137,16 @@ class FaultState:
         """Return `{action: {"calls", "accepted", "throttled", "server_errors"}}`."""
         with self._lock:
             return {action: counter.as_dict() for action, counter in sorted(self._counters.items())}
+
+    def count_execution(self, instance_id: str) -> None:
+        """Record that a script process started on `instance_id`."""
+        with self._lock:
+            self._executions[instance_id] += 1
+
+    def executions(self) -> dict[str, int]:
+        """Return how many script processes each instance started since the last reset."""
+        with self._lock:
+            return dict(sorted(self._executions.items()))
 
     def script_faults(self, instance_id: str) -> tuple[float, int | None]:
         """Return (extra seconds before the script, forced exit code or None) for an instance."""
