@@ -42,6 +42,15 @@ class EmulatorControl:
         """Answer HTTP 500 `InternalServerError` (or 503 `ServiceUnavailable`) to the next `count` calls."""
         self._post("server-error", {"action": action, "count": count, "status": status})
 
+    def lost_answer(self, action: str, count: int = 1, mode: str = "500") -> None:
+        """Let the next `count` calls of `action` take effect, then lose their answer.
+
+        `mode` "500" answers HTTP 500 `InternalServerError` instead of moto's answer; "drop" closes
+        the connection without an answer (botocore raises `ConnectionClosedError`). Either way the
+        call happened: a SendCommand created its command and its scripts run.
+        """
+        self._post("lost-answer", {"action": action, "count": count, "mode": mode})
+
     def set_offline(self, instance_ids: Iterable[str], offline: bool = True) -> None:
         """Set instances' PingStatus to ConnectionLost (commands stay Pending) or back to Online."""
         self._post("offline", {"instance_ids": list(instance_ids), "offline": offline})
@@ -68,7 +77,11 @@ class EmulatorControl:
 
     # -- queries and fleet -----------------------------------------------------------------------
     def counters(self) -> dict[str, dict[str, int]]:
-        """Return calls per action: `{"SendCommand": {"calls", "accepted", "throttled", "server_errors"}}`."""
+        """Return calls per action: `{"SendCommand": {"calls", "accepted", "throttled", ...}}`.
+
+        The fields are `calls`, `accepted`, `throttled`, `server_errors` and `lost_answers` (calls
+        accepted whose answer was then lost; they are counted in `accepted` too).
+        """
         return dict(self._get("counters"))
 
     def executions(self) -> dict[str, int]:

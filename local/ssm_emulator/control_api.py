@@ -11,6 +11,7 @@
 | POST   | /_emulator/reset               |                                               |
 | POST   | /_emulator/throttle            | {"action", "count"?, "rate"?}                 |
 | POST   | /_emulator/server-error        | {"action", "count"?, "status"?}               |
+| POST   | /_emulator/lost-answer         | {"action", "count"?, "mode"?} ("500", "drop") |
 | POST   | /_emulator/offline             | {"instance_ids", "offline"?}                  |
 | POST   | /_emulator/force-exit          | {"instance_id", "code"} (null clears)         |
 | POST   | /_emulator/extra-duration      | {"instance_id", "seconds"}                    |
@@ -54,6 +55,7 @@ class ControlRoutes:
             ("POST", "reset"): self.reset,
             ("POST", "throttle"): self.throttle,
             ("POST", "server-error"): self.server_error,
+            ("POST", "lost-answer"): self.lost_answer,
             ("POST", "offline"): self.offline,
             ("POST", "force-exit"): self.force_exit,
             ("POST", "extra-duration"): self.extra_duration,
@@ -81,6 +83,11 @@ class ControlRoutes:
         action = str(body["action"])
         self.faults.server_error(action, count=int(body.get("count", 1)), status=int(body.get("status", 500)))
         return {"server_error": action}
+
+    def lost_answer(self, body: Body) -> Body:
+        action, mode = str(body["action"]), str(body.get("mode", "500"))
+        self.faults.lost_answer(action, count=int(body.get("count", 1)), mode=mode)
+        return {"lost_answer": action, "mode": mode}
 
     def offline(self, body: Body) -> Body:
         ids = [str(i) for i in body["instance_ids"]]

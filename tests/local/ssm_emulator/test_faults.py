@@ -34,6 +34,7 @@ class TestThrottle:
             "accepted": 1,
             "throttled": 2,
             "server_errors": 0,
+            "lost_answers": 0,
         }
 
     def test_rate_throttles_that_fraction_of_calls(self, emu, ssm_no_retry):
