@@ -51,6 +51,18 @@ class EmulatorControl:
         """
         self._post("lost-answer", {"action": action, "count": count, "mode": mode})
 
+    def require_tag(self, key: str | None, value: str | None = None) -> None:
+        """Refuse SendCommand to any instance without tag `key`=`value`, as a least-privilege role does.
+
+        The refusal is HTTP 400 `AccessDeniedException` naming the first such instance, before
+        anything is created. `None` clears it.
+        """
+        self._post("require-tag", {"key": key, "value": value})
+
+    def untag(self, instance_id: str, key: str) -> bool:
+        """Remove tag `key` from an instance in EC2 (reset puts it back); return whether it had it."""
+        return bool(self._post("untag", {"instance_id": instance_id, "key": key})["removed"])
+
     def set_offline(self, instance_ids: Iterable[str], offline: bool = True) -> None:
         """Set instances' PingStatus to ConnectionLost (commands stay Pending) or back to Online."""
         self._post("offline", {"instance_ids": list(instance_ids), "offline": offline})
@@ -72,7 +84,7 @@ class EmulatorControl:
         self._post("time-scale", {"factor": factor})
 
     def reset(self) -> None:
-        """Clear every fault, counter and execution count and bring every instance back online."""
+        """Clear every fault, counter and execution count, bring every instance back online and retag it."""
         self._post("reset", {})
 
     # -- queries and fleet -----------------------------------------------------------------------

@@ -69,6 +69,7 @@ class FaultState:
     _throttles: dict[str, _Rule] = field(default_factory=dict)
     _server_errors: dict[str, _Rule] = field(default_factory=dict)
     _lost_answers: dict[str, _Rule] = field(default_factory=dict)
+    _required_tag: tuple[str, str] | None = None
     _executions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _force_exit: dict[str, int] = field(default_factory=dict)
     _extra_duration: dict[str, float] = field(default_factory=dict)
@@ -105,6 +106,13 @@ class FaultState:
         with self._lock:
             self._lost_answers[action] = _Rule(remaining=count, mode=mode)
 
+    def require_tag(self, key: str | None, value: str | None = None) -> None:
+        """Refuse SendCommand to instances without tag `key`=`value` (a None key clears it)."""
+        if key is not None and value is None:
+            raise ValueError("require_tag needs a value with its key")
+        with self._lock:
+            self._required_tag = None if key is None else (str(key), str(value))
+
     def force_exit(self, instance_id: str, code: int | None) -> None:
         """Make scripts on `instance_id` end with `code` (None clears it)."""
         with self._lock:
@@ -127,6 +135,7 @@ class FaultState:
             self._throttles.clear()
             self._server_errors.clear()
             self._lost_answers.clear()
+            self._required_tag = None
             self._executions.clear()
             self._force_exit.clear()
             self._extra_duration.clear()
@@ -163,6 +172,11 @@ class FaultState:
         with self._lock:
             return {action: counter.as_dict() for action, counter in sorted(self._counters.items())}
 
+    def required_tag(self) -> tuple[str, str] | None:
+        """Return the (key, value) SendCommand requires on every target instance, if any."""
+        with self._lock:
+            return self._required_tag
+
     def count_execution(self, instance_id: str) -> None:
         """Record that a script process started on `instance_id`."""
         with self._lock:
@@ -191,6 +205,9 @@ class FaultState:
                 "lost_answer": {
                     a: {"remaining": r.remaining, "mode": r.mode} for a, r in self._lost_answers.items()
                 },
+                "require_tag": None
+                if self._required_tag is None
+                else dict(zip(("key", "value"), self._required_tag, strict=True)),
                 "force_exit": dict(self._force_exit),
                 "extra_duration": dict(self._extra_duration),
                 "consistency_delay": self.consistency_delay,
