@@ -42,6 +42,27 @@ class EmulatorControl:
         """Answer HTTP 500 `InternalServerError` (or 503 `ServiceUnavailable`) to the next `count` calls."""
         self._post("server-error", {"action": action, "count": count, "status": status})
 
+    def lost_answer(self, action: str, count: int = 1, mode: str = "500") -> None:
+        """Let the next `count` calls of `action` take effect, then lose their answer.
+
+        `mode` "500" answers HTTP 500 `InternalServerError` instead of moto's answer; "drop" closes
+        the connection without an answer (botocore raises `ConnectionClosedError`). Either way the
+        call happened: a SendCommand created its command and its scripts run.
+        """
+        self._post("lost-answer", {"action": action, "count": count, "mode": mode})
+
+    def require_tag(self, key: str | None, value: str | None = None) -> None:
+        """Refuse SendCommand to any instance without tag `key`=`value`, as a least-privilege role does.
+
+        The refusal is HTTP 400 `AccessDeniedException` naming the first such instance, before
+        anything is created. `None` clears it.
+        """
+        self._post("require-tag", {"key": key, "value": value})
+
+    def untag(self, instance_id: str, key: str) -> bool:
+        """Remove tag `key` from an instance in EC2 (reset puts it back); return whether it had it."""
+        return bool(self._post("untag", {"instance_id": instance_id, "key": key})["removed"])
+
     def set_offline(self, instance_ids: Iterable[str], offline: bool = True) -> None:
         """Set instances' PingStatus to ConnectionLost (commands stay Pending) or back to Online."""
         self._post("offline", {"instance_ids": list(instance_ids), "offline": offline})
@@ -63,13 +84,21 @@ class EmulatorControl:
         self._post("time-scale", {"factor": factor})
 
     def reset(self) -> None:
-        """Clear every fault and counter and bring every instance back online."""
+        """Clear every fault, counter and execution count, bring every instance back online and retag it."""
         self._post("reset", {})
 
     # -- queries and fleet -----------------------------------------------------------------------
     def counters(self) -> dict[str, dict[str, int]]:
-        """Return calls per action: `{"SendCommand": {"calls", "accepted", "throttled", "server_errors"}}`."""
+        """Return calls per action: `{"SendCommand": {"calls", "accepted", "throttled", ...}}`.
+
+        The fields are `calls`, `accepted`, `throttled`, `server_errors` and `lost_answers` (calls
+        accepted whose answer was then lost; they are counted in `accepted` too).
+        """
         return dict(self._get("counters"))
+
+    def executions(self) -> dict[str, int]:
+        """Return how many script processes each instance started since the last reset."""
+        return {instance_id: int(n) for instance_id, n in self._get("executions").items()}
 
     def faults(self) -> dict[str, Any]:
         """Return the active faults and the offline instances."""

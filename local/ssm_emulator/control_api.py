@@ -1,21 +1,25 @@
 """The control API's routes: JSON in, JSON out, under `/_emulator/` on the AWS port.
 
-| Method | Path                           | Body                                    |
-|--------|--------------------------------|-----------------------------------------|
-| GET    | /_emulator/health              |                                         |
-| GET    | /_emulator/info                |                                         |
-| GET    | /_emulator/counters            |                                         |
-| GET    | /_emulator/faults              |                                         |
-| GET    | /_emulator/processes           |                                         |
-| POST   | /_emulator/reset               |                                         |
-| POST   | /_emulator/throttle            | {"action", "count"?, "rate"?}           |
-| POST   | /_emulator/server-error        | {"action", "count"?, "status"?}         |
-| POST   | /_emulator/offline             | {"instance_ids", "offline"?}            |
-| POST   | /_emulator/force-exit          | {"instance_id", "code"} (null clears)   |
-| POST   | /_emulator/extra-duration      | {"instance_id", "seconds"}              |
-| POST   | /_emulator/consistency-delay   | {"seconds"}                             |
-| POST   | /_emulator/time-scale          | {"factor"}                              |
-| POST   | /_emulator/instances           | {"count", "tags"?, "online"?}           |
+| Method | Path                           | Body                                          |
+|--------|--------------------------------|-----------------------------------------------|
+| GET    | /_emulator/health              |                                               |
+| GET    | /_emulator/info                |                                               |
+| GET    | /_emulator/counters            |                                               |
+| GET    | /_emulator/faults              |                                               |
+| GET    | /_emulator/processes           |                                               |
+| GET    | /_emulator/executions          |                                               |
+| POST   | /_emulator/reset               |                                               |
+| POST   | /_emulator/throttle            | {"action", "count"?, "rate"?}                 |
+| POST   | /_emulator/server-error        | {"action", "count"?, "status"?}               |
+| POST   | /_emulator/lost-answer         | {"action", "count"?, "mode"?} ("500", "drop") |
+| POST   | /_emulator/require-tag         | {"key", "value"} (null key clears)            |
+| POST   | /_emulator/untag               | {"instance_id", "key"}                        |
+| POST   | /_emulator/offline             | {"instance_ids", "offline"?}                  |
+| POST   | /_emulator/force-exit          | {"instance_id", "code"} (null clears)         |
+| POST   | /_emulator/extra-duration      | {"instance_id", "seconds"}                    |
+| POST   | /_emulator/consistency-delay   | {"seconds"}                                   |
+| POST   | /_emulator/time-scale          | {"factor"}                                    |
+| POST   | /_emulator/instances           | {"count", "tags"?, "online"?}                 |
 """
 
 from __future__ import annotations
@@ -49,9 +53,13 @@ class ControlRoutes:
                 "offline": self.server.offline_instances(),
             },
             ("GET", "processes"): lambda _: {"live_process_groups": self.server.runner.live_groups()},
+            ("GET", "executions"): lambda _: self.faults.executions(),
             ("POST", "reset"): self.reset,
             ("POST", "throttle"): self.throttle,
             ("POST", "server-error"): self.server_error,
+            ("POST", "lost-answer"): self.lost_answer,
+            ("POST", "require-tag"): self.require_tag,
+            ("POST", "untag"): self.untag,
             ("POST", "offline"): self.offline,
             ("POST", "force-exit"): self.force_exit,
             ("POST", "extra-duration"): self.extra_duration,
@@ -63,6 +71,7 @@ class ControlRoutes:
     def reset(self, _: Body) -> Body:
         self.faults.reset()
         self.registry.all_online()
+        self.registry.restore_tags()
         self.server.wake()
         return {"reset": True}
 
@@ -79,6 +88,22 @@ class ControlRoutes:
         action = str(body["action"])
         self.faults.server_error(action, count=int(body.get("count", 1)), status=int(body.get("status", 500)))
         return {"server_error": action}
+
+    def lost_answer(self, body: Body) -> Body:
+        action, mode = str(body["action"]), str(body.get("mode", "500"))
+        self.faults.lost_answer(action, count=int(body.get("count", 1)), mode=mode)
+        return {"lost_answer": action, "mode": mode}
+
+    def require_tag(self, body: Body) -> Body:
+        key, value = body.get("key"), body.get("value")
+        self.faults.require_tag(None if key is None else str(key), None if value is None else str(value))
+        return {"require_tag": self.faults.snapshot()["require_tag"]}
+
+    def untag(self, body: Body) -> Body:
+        instance_id, key = str(body["instance_id"]), str(body["key"])
+        if instance_id not in self.registry.ids():
+            raise ControlError(f"not an emulator instance: {instance_id}")
+        return {"instance_id": instance_id, "key": key, "removed": self.registry.untag(instance_id, key)}
 
     def offline(self, body: Body) -> Body:
         ids = [str(i) for i in body["instance_ids"]]

@@ -2,7 +2,8 @@
 
 moto serializes a `moto.ssm.exceptions.SSMException` with the error shape of the same name in
 botocore's SSM model, so the client sees `__type` = the class's `code` and HTTP 400. Each class
-below names an error shape of that model.
+below names an error shape of that model, except `AccessDeniedException`, which AWS answers for
+every service when IAM refuses a call (also HTTP 400 for SSM).
 """
 
 from __future__ import annotations
@@ -95,10 +96,29 @@ class InvalidInstanceInformationFilterValue(_NamedSSMError):
     code = "InvalidInstanceInformationFilterValue"
 
 
+class AccessDeniedException(_NamedSSMError):
+    """IAM refused the call: the caller's policy does not allow it on this resource."""
+
+    code = "AccessDeniedException"
+
+
 class ValidationException(_NamedSSMError):
     """A request parameter violates a constraint of the API model."""
 
     code = "ValidationException"
+
+
+#: The caller the emulator stands for when it refuses a call: MWAA's execution role.
+EXECUTION_ROLE_SESSION = "assumed-role/airflow-execution-role/airflow"
+
+
+def send_command_denied(account_id: str, region: str, instance_id: str) -> AccessDeniedException:
+    """Build IAM's refusal of ssm:SendCommand on one instance, worded as AWS words it."""
+    return AccessDeniedException(
+        f"User: arn:aws:sts::{account_id}:{EXECUTION_ROLE_SESSION} is not authorized to perform: "
+        f"ssm:SendCommand on resource: arn:aws:ec2:{region}:{account_id}:instance/{instance_id} "
+        "because no identity-based policy allows the ssm:SendCommand action"
+    )
 
 
 def constraint_error(value: object, member: str, constraint: str) -> ValidationException:

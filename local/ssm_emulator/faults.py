@@ -11,8 +11,10 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-#: `throttle` / `server_error` rules keyed by this name apply to every action.
+#: `throttle` / `server_error` / `lost_answer` rules keyed by this name apply to every action.
 ANY_ACTION = "*"
+#: How a lost answer is lost: an HTTP 500, or a connection closed without any answer.
+LOST_ANSWER_MODES = ("500", "drop")
 
 
 @dataclass
@@ -22,6 +24,7 @@ class _Rule:
     remaining: int | None = None
     rate: float | None = None
     status: int = 500
+    mode: str = ""
     credit: float = 0.0
 
     def fire(self) -> bool:
@@ -43,6 +46,8 @@ class _Counter:
     accepted: int = 0
     throttled: int = 0
     server_errors: int = 0
+    # Part of `accepted`: these calls took effect, only their answer was lost.
+    lost_answers: int = 0
 
     def as_dict(self) -> dict[str, int]:
         total = self.accepted + self.throttled + self.server_errors
@@ -51,6 +56,7 @@ class _Counter:
             "accepted": self.accepted,
             "throttled": self.throttled,
             "server_errors": self.server_errors,
+            "lost_answers": self.lost_answers,
         }
 
 
@@ -62,6 +68,9 @@ class FaultState:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _throttles: dict[str, _Rule] = field(default_factory=dict)
     _server_errors: dict[str, _Rule] = field(default_factory=dict)
+    _lost_answers: dict[str, _Rule] = field(default_factory=dict)
+    _required_tag: tuple[str, str] | None = None
+    _executions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _force_exit: dict[str, int] = field(default_factory=dict)
     _extra_duration: dict[str, float] = field(default_factory=dict)
     _counters: dict[str, _Counter] = field(default_factory=lambda: defaultdict(_Counter))
@@ -88,6 +97,22 @@ class FaultState:
         with self._lock:
             self._server_errors[action] = _Rule(remaining=count, status=status)
 
+    def lost_answer(self, action: str, count: int = 1, mode: str = "500") -> None:
+        """Let the next `count` calls of `action` take effect, then lose their answer (`mode`)."""
+        if mode not in LOST_ANSWER_MODES:
+            raise ValueError(f"mode must be one of {', '.join(LOST_ANSWER_MODES)}")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._lost_answers[action] = _Rule(remaining=count, mode=mode)
+
+    def require_tag(self, key: str | None, value: str | None = None) -> None:
+        """Refuse SendCommand to instances without tag `key`=`value` (a None key clears it)."""
+        if key is not None and value is None:
+            raise ValueError("require_tag needs a value with its key")
+        with self._lock:
+            self._required_tag = None if key is None else (str(key), str(value))
+
     def force_exit(self, instance_id: str, code: int | None) -> None:
         """Make scripts on `instance_id` end with `code` (None clears it)."""
         with self._lock:
@@ -109,6 +134,9 @@ class FaultState:
         with self._lock:
             self._throttles.clear()
             self._server_errors.clear()
+            self._lost_answers.clear()
+            self._required_tag = None
+            self._executions.clear()
             self._force_exit.clear()
             self._extra_duration.clear()
             self._counters.clear()
@@ -117,7 +145,11 @@ class FaultState:
 
     # -- queries used by the middleware and the scheduler --------------------------------
     def decide(self, action: str) -> tuple[str, int]:
-        """Count one call of `action` and say how to answer: ("accept"|"throttle"|"error", status)."""
+        """Count one call of `action` and say how to answer it, with the HTTP status of the answer.
+
+        The verdict is "accept", "throttle" or "error" (moto never sees the call), or "lose" or
+        "drop" (moto acts on the call, then its answer is replaced by a 500 or by no answer at all).
+        """
         with self._lock:
             counter = self._counters[action]
             rule = self._server_errors.get(action) or self._server_errors.get(ANY_ACTION)
@@ -129,12 +161,31 @@ class FaultState:
                 counter.throttled += 1
                 return "throttle", 400
             counter.accepted += 1
+            rule = self._lost_answers.get(action) or self._lost_answers.get(ANY_ACTION)
+            if rule is not None and rule.fire():
+                counter.lost_answers += 1
+                return ("drop", 0) if rule.mode == "drop" else ("lose", 500)
             return "accept", 200
 
     def counters(self) -> dict[str, dict[str, int]]:
-        """Return `{action: {"calls", "accepted", "throttled", "server_errors"}}`."""
+        """Return `{action: {"calls", "accepted", "throttled", "server_errors", "lost_answers"}}`."""
         with self._lock:
             return {action: counter.as_dict() for action, counter in sorted(self._counters.items())}
+
+    def required_tag(self) -> tuple[str, str] | None:
+        """Return the (key, value) SendCommand requires on every target instance, if any."""
+        with self._lock:
+            return self._required_tag
+
+    def count_execution(self, instance_id: str) -> None:
+        """Record that a script process started on `instance_id`."""
+        with self._lock:
+            self._executions[instance_id] += 1
+
+    def executions(self) -> dict[str, int]:
+        """Return how many script processes each instance started since the last reset."""
+        with self._lock:
+            return dict(sorted(self._executions.items()))
 
     def script_faults(self, instance_id: str) -> tuple[float, int | None]:
         """Return (extra seconds before the script, forced exit code or None) for an instance."""
@@ -151,6 +202,12 @@ class FaultState:
                 "server_error": {
                     a: {"remaining": r.remaining, "status": r.status} for a, r in self._server_errors.items()
                 },
+                "lost_answer": {
+                    a: {"remaining": r.remaining, "mode": r.mode} for a, r in self._lost_answers.items()
+                },
+                "require_tag": None
+                if self._required_tag is None
+                else dict(zip(("key", "value"), self._required_tag, strict=True)),
                 "force_exit": dict(self._force_exit),
                 "extra_duration": dict(self._extra_duration),
                 "consistency_delay": self.consistency_delay,

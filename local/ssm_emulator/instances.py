@@ -2,7 +2,8 @@
 
 Only instances registered here (those the emulator bootstrapped or added) are SSM-managed; any
 other EC2 instance is unknown to Run Command, as an instance without the agent is on AWS. Tags
-are read live from moto's EC2 backend, so CreateTags / DeleteTags are seen at once.
+are read live from moto's EC2 backend, so CreateTags / DeleteTags are seen at once; `untag`
+removes a tag there too, and `restore_tags` puts back what it removed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime as dt
 import itertools
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from moto.ec2.models import ec2_backends
 
@@ -38,7 +40,20 @@ class ManagedInstance:
         return "Online" if self.online else "ConnectionLost"
 
     def tags(self) -> dict[str, str]:
-        return dict(ec2_backends[self.account_id][self.region].tags.get(self.instance_id, {}))
+        return dict(self._ec2().tags.get(self.instance_id, {}))
+
+    def remove_tag(self, key: str) -> str | None:
+        """Delete tag `key` in moto's EC2; return its value, or None if the instance had no such tag."""
+        value = self.tags().get(key)
+        if value is not None:
+            self._ec2().delete_tags([self.instance_id], {key: None})
+        return value
+
+    def put_tag(self, key: str, value: str) -> None:
+        self._ec2().create_tags([self.instance_id], {key: value})
+
+    def _ec2(self) -> Any:
+        return ec2_backends[self.account_id][self.region]
 
     def information(self) -> dict[str, object]:
         """Shape a DescribeInstanceInformation `InstanceInformation`."""
@@ -68,6 +83,7 @@ class InstanceRegistry:
         self._instances: dict[str, ManagedInstance] = {}
         self._seq = itertools.count()
         self._lock = threading.Lock()
+        self._removed_tags: list[tuple[ManagedInstance, str, str]] = []
 
     def register(
         self, account_id: str, region: str, ec2_instance: dict[str, object], online: bool = True
@@ -120,6 +136,25 @@ class InstanceRegistry:
         with self._lock:
             ids = [i.instance_id for i in self._instances.values() if not i.online]
         self.set_online(ids, True)
+
+    def untag(self, instance_id: str, key: str) -> bool:
+        """Remove tag `key` from an instance in moto's EC2; return whether it had the tag.
+
+        Raises KeyError for an instance that is not registered.
+        """
+        with self._lock:
+            instance = self._instances[instance_id]
+            value = instance.remove_tag(key)
+            if value is not None:
+                self._removed_tags.append((instance, key, value))
+        return value is not None
+
+    def restore_tags(self) -> None:
+        """Put back the tags `untag` removed (part of the control API's reset)."""
+        with self._lock:
+            removed, self._removed_tags = self._removed_tags, []
+        for instance, key, value in reversed(removed):
+            instance.put_tag(key, value)
 
     def ids(self) -> list[str]:
         with self._lock:

@@ -3,7 +3,9 @@
 Requests under `/_emulator/` go to the control API; every other request is counted by action
 (`X-Amz-Target: AmazonSSM.SendCommand` for JSON services, `Action=` in the query string or the
 form body for query services such as SNS and EC2), possibly answered with an injected throttling
-or server error, and otherwise passed to moto with the emulator's service bound to the thread.
+or server error, and otherwise passed to moto with the emulator's service bound to the thread. A
+lost answer is a call passed to moto whose answer is then thrown away: the client gets a 500, or
+its connection is closed without an answer, although the call took effect.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import socket
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -69,10 +72,27 @@ class EmulatorMiddleware:
         action, protocol = detect_action(environ)
         if action and environ.get(_INTERNAL_KEY) != "1":
             verdict, status = self.faults.decide(action)
-            if verdict != "accept":
+            if verdict in ("throttle", "error"):
                 return _api_error(start_response, protocol, status)
+            if verdict in ("lose", "drop"):
+                self._act_silently(environ)
+                if verdict == "drop":
+                    _drop_connection(environ)
+                return _api_error(start_response, protocol, 500)
         with serving(self.service):
             return self.app(environ, start_response)
+
+    def _act_silently(self, environ: dict[str, Any]) -> None:
+        """Let moto act on the request and throw its answer away."""
+        with serving(self.service):
+            answer = self.app(environ, lambda *_: lambda _data: None)
+            try:
+                for _chunk in answer:
+                    pass
+            finally:
+                close = getattr(answer, "close", None)
+                if close is not None:
+                    close()
 
     def _control(
         self, environ: dict[str, Any], start_response: Callable[..., Any], name: str
@@ -107,6 +127,19 @@ def detect_action(environ: dict[str, Any]) -> tuple[str | None, str]:
         if action:
             return action[0], protocol
     return None, protocol
+
+
+def _drop_connection(environ: dict[str, Any]) -> None:
+    """Close the client's TCP connection without an answer, as a network or load balancer may."""
+    connection: socket.socket = environ["werkzeug.socket"]
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # the client is gone already: it is dropped either way
+    connection.close()
+    # werkzeug takes a ConnectionError from the app for a client that went away: it logs nothing,
+    # sends nothing, and the request thread ends normally.
+    raise ConnectionAbortedError("answer dropped by the SSM emulator (injected)")
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -205,10 +205,12 @@ class Scheduler:
     # -- running (no lock) -----------------------------------------------------------------
     def _spawn(self, invocation: Invocation, spec: ProcessSpec) -> RunningProcess | None:
         try:
-            return self.runner.spawn(spec)
+            process = self.runner.spawn(spec)
         except OSError as error:
             invocation.spawn_error = f"failed to run commands: {error}\n"
             return None
+        self.faults.count_execution(spec.instance_id)
+        return process
 
     def _outputs(self, process: RunningProcess) -> tuple[str, str]:
         return read_output(process.stdout_path, STDOUT_LIMIT * 4), read_output(

@@ -24,6 +24,7 @@ from ssm_emulator.exceptions import (
     InvalidInstanceId,
     InvalidPluginName,
     InvocationDoesNotExist,
+    send_command_denied,
 )
 from ssm_emulator.faults import FaultState
 from ssm_emulator.instance_filters import instance_predicates
@@ -66,6 +67,7 @@ class RunCommandService:
         request = validate_send_command(params)
         with self.lock:
             targets = self._resolve_targets(account_id, region, request)
+            self._check_authorized(account_id, region, targets)
             names = {i.instance_id: i.private_dns_name for i in targets}
             command = EmulatedCommand(
                 account_id=account_id,
@@ -102,6 +104,16 @@ class RunCommandService:
                 tag = key[len("tag:") :]
                 candidates = [i for i in candidates if i.tags().get(tag) in values]
         return candidates
+
+    def _check_authorized(self, account_id: str, region: str, targets: list[ManagedInstance]) -> None:
+        # Emulates a least-privilege role: ssm:SendCommand allowed only on instances with a tag.
+        required = self.faults.required_tag()
+        if required is None:
+            return
+        key, value = required
+        for instance in targets:
+            if instance.tags().get(key) != value:
+                raise send_command_denied(account_id, region, instance.instance_id)
 
     def _managed(self, account_id: str, region: str, instance_id: str) -> ManagedInstance:
         instance = self.registry.get(account_id, region, instance_id)

@@ -59,3 +59,11 @@ def test_faults_show_what_is_set(emu):
     assert faults["offline"] == emu.instance_ids[2:]
     emu.control.force_exit(emu.instance_ids[0], None)
     assert emu.control.faults()["force_exit"] == {}
+
+
+def test_executions_count_script_processes_per_instance(emu, run, unique_tag):
+    fleet = emu.add_instances(2, tags=unique_tag)
+    run.run(["true"], fleet)
+    run.run(["exit 3"], fleet[:1])
+    executions = emu.control.executions()
+    assert (executions[fleet[0]], executions[fleet[1]]) == (2, 1)

@@ -34,6 +34,7 @@ class TestThrottle:
             "accepted": 1,
             "throttled": 2,
             "server_errors": 0,
+            "lost_answers": 0,
         }
 
     def test_rate_throttles_that_fraction_of_calls(self, emu, ssm_no_retry):
@@ -115,3 +116,16 @@ class TestCountersAndReset:
         assert call_outcomes(ssm_no_retry.list_commands, 1) == ["ok"]
         faults = emu.control.faults()
         assert (faults["offline"], faults["throttle"], faults["consistency_delay"]) == ([], {}, 0.0)
+
+    def test_reset_clears_lost_answers_required_tag_and_executions(self, emu, run, unique_tag):
+        fleet = emu.add_instances(1, tags=unique_tag)
+        run.run(["true"], fleet)
+        emu.control.lost_answer("SendCommand", count=5, mode="drop")
+        emu.control.require_tag("Team", "batch")
+        assert emu.control.executions()[fleet[0]] == 1
+        emu.control.reset()
+        faults = emu.control.faults()
+        assert (faults["lost_answer"], faults["require_tag"]) == ({}, None)
+        assert fleet[0] not in emu.control.executions()
+        command, _ = run.run(["true"], fleet)
+        assert command["Status"] == "Success"

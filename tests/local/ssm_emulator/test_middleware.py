@@ -51,4 +51,5 @@ def test_form_encoded_actions_are_counted_and_reach_moto(emu, client):
         "accepted": 1,
         "throttled": 0,
         "server_errors": 0,
+        "lost_answers": 0,
     }
