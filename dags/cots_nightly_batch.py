@@ -98,7 +98,7 @@ with DAG(
         failure_policy="{{ params.failure_policy }}",
         poke_interval="{{ params.poll_interval_seconds }}",
         # Time out (cancel, fail, alert) before dagrun_timeout ends the run without any task failing.
-        timeout=max(600, CONFIG.dagrun_timeout_hours * 3600 - 900),
+        timeout=max(600.0, CONFIG.dagrun_timeout_hours * 3600 - 900),
     )
     report = task(task_id="report", trigger_rule="all_done", on_failure_callback=None, retries=0)(
         report_fleet

@@ -68,7 +68,7 @@ class FaultState:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _throttles: dict[str, _Rule] = field(default_factory=dict)
     _server_errors: dict[str, _Rule] = field(default_factory=dict)
-    _lost_answers: dict[str, _Rule] = field(default_factory=dict)
+    _lost_answers: dict[str, list[_Rule]] = field(default_factory=dict)
     _required_tag: tuple[str, str] | None = None
     _executions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _force_exit: dict[str, int] = field(default_factory=dict)
@@ -98,13 +98,16 @@ class FaultState:
             self._server_errors[action] = _Rule(remaining=count, status=status)
 
     def lost_answer(self, action: str, count: int = 1, mode: str = "500") -> None:
-        """Let the next `count` calls of `action` take effect, then lose their answer (`mode`)."""
+        """Let the next `count` calls of `action` take effect, then lose their answer (`mode`).
+
+        Rules given for the same action queue up: "500 once, then drop once" is two calls.
+        """
         if mode not in LOST_ANSWER_MODES:
             raise ValueError(f"mode must be one of {', '.join(LOST_ANSWER_MODES)}")
         if count < 1:
             raise ValueError("count must be at least 1")
         with self._lock:
-            self._lost_answers[action] = _Rule(remaining=count, mode=mode)
+            self._lost_answers.setdefault(action, []).append(_Rule(remaining=count, mode=mode))
 
     def require_tag(self, key: str | None, value: str | None = None) -> None:
         """Refuse SendCommand to instances without tag `key`=`value` (a None key clears it)."""
@@ -161,8 +164,11 @@ class FaultState:
                 counter.throttled += 1
                 return "throttle", 400
             counter.accepted += 1
-            rule = self._lost_answers.get(action) or self._lost_answers.get(ANY_ACTION)
-            if rule is not None and rule.fire():
+            queue = self._lost_answers.get(action) or self._lost_answers.get(ANY_ACTION) or []
+            if queue and queue[0].fire():
+                rule = queue[0]
+                if rule.remaining == 0:
+                    queue.pop(0)
                 counter.lost_answers += 1
                 return ("drop", 0) if rule.mode == "drop" else ("lose", 500)
             return "accept", 200
@@ -203,7 +209,9 @@ class FaultState:
                     a: {"remaining": r.remaining, "status": r.status} for a, r in self._server_errors.items()
                 },
                 "lost_answer": {
-                    a: {"remaining": r.remaining, "mode": r.mode} for a, r in self._lost_answers.items()
+                    a: {"remaining": q[0].remaining, "mode": q[0].mode}
+                    for a, q in self._lost_answers.items()
+                    if q
                 },
                 "require_tag": None
                 if self._required_tag is None

@@ -59,6 +59,19 @@ def _json(env: Mapping[str, str], name: str, default: Any) -> Any:
         raise ValueError(f"{PREFIX}{name}={raw!r} is not valid JSON: {error}") from None
 
 
+def _hours(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(PREFIX + name)
+    if raw in (None, ""):
+        return default
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = 0.0
+    if not 0 < hours <= 24 * 30:
+        raise ValueError(f"{PREFIX}{name}={raw!r} is not a number of hours (e.g. 8, or 0.5)")
+    return hours
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(PREFIX + name)
     if raw in (None, ""):
@@ -120,7 +133,7 @@ class BatchConfig:
     aws_conn_id: str = "aws_default"
     owner: str = "cots-support"
     retries: int = 2
-    dagrun_timeout_hours: int = 8
+    dagrun_timeout_hours: float = 8
     start_grace_minutes: int = 60
 
     @classmethod
@@ -149,6 +162,6 @@ class BatchConfig:
             aws_conn_id=env.get(PREFIX + "AWS_CONN_ID") or base.aws_conn_id,
             owner=env.get(PREFIX + "OWNER") or base.owner,
             retries=_int(env, "RETRIES", base.retries),
-            dagrun_timeout_hours=_int(env, "DAGRUN_TIMEOUT_HOURS", base.dagrun_timeout_hours),
+            dagrun_timeout_hours=_hours(env, "DAGRUN_TIMEOUT_HOURS", base.dagrun_timeout_hours),
             start_grace_minutes=_int(env, "START_GRACE_MINUTES", base.start_grace_minutes),
         )

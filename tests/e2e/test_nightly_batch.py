@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -66,7 +67,8 @@ def test_all_instances_succeed(airflow, aws, alerts):
 
 def test_one_failure_alert_names_instance_exit_code_and_stderr(airflow, aws, alerts):
     bad = aws.instance_ids[2]
-    result = airflow({"script_arguments": ["--duration", "30", "--fail-on", bad]})
+    # failure_policy=cancel: the others are cancelled as soon as one fails (the default lets them end).
+    result = airflow({"script_arguments": ["--duration", "30", "--fail-on", bad], "failure_policy": "cancel"})
     out = output_of(result)
     assert result.returncode != 0
     assert f"{bad}" in out and "exit code 3" in out
@@ -77,7 +79,7 @@ def test_one_failure_alert_names_instance_exit_code_and_stderr(airflow, aws, ale
     assert f"- {bad}" in alert["Message"] and "Failed (Failed), exit code 3" in alert["Message"]
     stderr_tail = alert["Message"].split("stderr (last lines):")[1].split("SSM commands:")[0]
     assert f"instance {bad} is configured to fail" in stderr_tail, "the alert carries the batch's stderr"
-    # The teardown cancelled the two instances still running their 30 s batch.
+    # The sensor cancelled the two instances still running their 30 s batch.
     ssm = boto3.client("ssm", endpoint_url=aws.endpoint_url, region_name="us-east-1")
     command_id = alert["Message"].split("SSM commands:\n- ")[1].split(":")[0]
     invocations = ssm.list_command_invocations(CommandId=command_id)["CommandInvocations"]
@@ -116,3 +118,38 @@ def test_invalid_trigger_value_is_refused_and_nothing_sent(airflow, aws):
     assert "instance_ids" in output_of(result)
     assert aws.control.counters().get("SendCommand", {}).get("calls", 0) == 0
     assert not (ROOT / "pwned").exists()
+
+
+def test_lost_sendcommand_answers_run_every_instance_exactly_once(emulator, airflow, aws, alerts):
+    fleet = emulator.add_instances(60, tags={"Role": "e2elost"})
+    # Chunk 1: SSM runs it, then answers 500. Chunk 2: SSM runs it, then drops the connection.
+    aws.control.lost_answer("SendCommand", mode="500")
+    aws.control.lost_answer("SendCommand", mode="drop")
+    result = airflow({"instance_ids": fleet, "script_arguments": ["--duration", "1"]})
+    out = output_of(result)
+    assert result.returncode == 0, out[-5000:]
+    assert out.count("the answer was lost") == 2 and "60/60 done: 60 Success" in out
+    counters = aws.control.counters()["SendCommand"]
+    assert (counters["accepted"], counters["lost_answers"]) == (2, 2), counters
+    executions = aws.control.executions()
+    assert {executions.get(i) for i in fleet} == {1}, "every instance ran the batch exactly once"
+    assert alerts() == []
+
+
+def test_permanent_error_on_chunk_2_fails_once_and_leaves_nothing_running(emulator, airflow, aws, alerts):
+    fleet = emulator.add_instances(120, tags={"Role": "e2eperm"})
+    aws.control.require_tag("Role", "e2eperm")  # the execution role's tag condition
+    aws.control.untag(fleet[70], "Role")  # a host in chunk 2 lost its tag after the fleet was listed
+    result = airflow({"instance_ids": fleet, "script_arguments": ["--duration", "60"]})
+    out = output_of(result)
+    assert result.returncode != 0
+    assert out.count("SendCommand refused for chunk 2/3") >= 1 and "AccessDeniedException" in out, out[-5000:]
+    assert "up_for_retry" not in out.lower(), "a permanent error is not retried"
+    assert aws.control.counters()["SendCommand"]["accepted"] <= 2
+    (alert,) = alerts()
+    assert "chunk 2/3" in alert["Message"] and fleet[70] in alert["Message"]
+    deadline = time.monotonic() + 30
+    while aws.control.live_process_groups() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert aws.control.live_process_groups() == [], "nothing is left running"
+    assert sum(aws.control.executions().get(i, 0) for i in fleet[50:]) == 0, "chunks 2 and 3 never ran"

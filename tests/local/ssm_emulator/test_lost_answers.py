@@ -101,6 +101,18 @@ class TestDroppedConnection:
 
 
 class TestLostAnswerKnob:
+    def test_rules_for_one_action_queue_up_in_order(self, emu, ssm_no_retry, unique_tag):
+        fleet = emu.add_instances(1, tags=unique_tag)
+        emu.control.lost_answer("SendCommand", mode="500")
+        emu.control.lost_answer("SendCommand", mode="drop")
+        with pytest.raises(ClientError):
+            send_to(ssm_no_retry, fleet)
+        with pytest.raises(ConnectionClosedError):
+            send_to(ssm_no_retry, fleet)
+        assert send_to(ssm_no_retry, fleet)["Command"]["CommandId"]
+        assert len(commands_on(ssm_no_retry, fleet[0])) == 3
+        assert emu.control.counters()["SendCommand"]["lost_answers"] == 2
+
     def test_faults_show_the_rule_until_reset(self, emu):
         emu.control.lost_answer("SendCommand", count=2, mode="drop")
         assert emu.control.faults()["lost_answer"] == {"SendCommand": {"remaining": 2, "mode": "drop"}}

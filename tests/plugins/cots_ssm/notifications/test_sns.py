@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import boto3
 
 from cots_ssm.notifications.sns import SsmFailureSnsNotifier
@@ -72,3 +74,43 @@ class TestPublish:
         logged = capfd.readouterr().out
         assert "FAILED TO PUBLISH" not in logged
         assert f"Failure alert published to {arn}" in logged
+
+
+class TestDagRunFailure:
+    """The DAG-level callback: a run that ends without a failed task (dagrun_timeout) or marked failed."""
+
+    def start_batch(self, make_context, aws):
+        from cots_ssm.operators.ssm import SsmRunCommandOperator
+
+        context = make_context(run_id="scheduled__timeout")
+        op = SsmRunCommandOperator(task_id="run", instance_ids=aws.instance_ids, commands=["sleep 60"])
+        return context, op.execute(context)
+
+    def test_timed_out_run_is_cancelled_by_token_and_alerted(self, aws, alerts, make_context):
+        from cots_ssm.notifications.sns import SsmDagRunFailureNotifier
+
+        context, sent = self.start_batch(make_context, aws)
+        callback_context = {
+            "dag": SimpleNamespace(dag_id=context["ti"].dag_id),
+            "run_id": context["ti"].run_id,
+            "reason": "timed_out",
+        }
+        SsmDagRunFailureNotifier(target_arn=aws.topic_arn).notify(callback_context)
+        (command,) = boto3.client("ssm", endpoint_url=aws.endpoint_url).list_commands(
+            CommandId=sent["command_ids"][0]
+        )["Commands"]
+        assert command["Status"] in ("Cancelling", "Cancelled")
+        (message,) = alerts()
+        assert message["Subject"] == "Airflow: cots_test - run failed: timed_out"
+        assert "dagrun_timeout" in message["Message"] and sent["command_ids"][0] in message["Message"]
+
+    def test_a_task_failure_with_nothing_left_running_sends_no_second_alert(self, aws, alerts, make_context):
+        from cots_ssm.notifications.sns import SsmDagRunFailureNotifier
+
+        callback_context = {
+            "dag": SimpleNamespace(dag_id="cots_test"),
+            "run_id": "manual__nothing-running",
+            "reason": "task_failure",
+        }
+        SsmDagRunFailureNotifier(target_arn=aws.topic_arn).notify(callback_context)
+        assert alerts(wait=1) == []

@@ -130,10 +130,72 @@ class TestChunksAndRetries:
         aws.control.server_error("SendCommand", count=1)
         result = operator(instance_ids=fleet[:50]).execute(make_context(run_id="manual__5xx"))
         counters = aws.control.counters()
-        assert counters["SendCommand"] == {"calls": 2, "accepted": 1, "throttled": 0, "server_errors": 1}
+        assert counters["SendCommand"] == {
+            "calls": 2,
+            "accepted": 1,
+            "throttled": 0,
+            "server_errors": 1,
+            "lost_answers": 0,
+        }
         assert counters["ListCommands"]["accepted"] >= 2, "looked up by token before sending again"
         assert len(result["command_ids"]) == 1
         assert "the answer was lost" in capfd.readouterr().out
+
+    @pytest.mark.parametrize("mode", ["500", "drop"])
+    def test_a_lost_answer_is_adopted_not_sent_again(
+        self, aws, emulator, make_context, fast_retries, mode, capfd
+    ):
+        # Hosts of their own: the class fleet may still be starting other tests' scripts.
+        hosts = emulator.add_instances(70, tags={"Fleet": f"lost{mode}"})
+        # SSM runs the first chunk, then its answer is lost (HTTP 500, or the connection dropped).
+        aws.control.lost_answer("SendCommand", count=1, mode=mode)
+        result = operator(instance_ids=hosts).execute(make_context(run_id=f"manual__lost{mode}"))
+        assert len(result["command_ids"]) == 2
+        assert aws.control.counters()["SendCommand"]["accepted"] == 2, "nothing sent twice"
+        assert "the answer was lost" in capfd.readouterr().out
+        deadline = time.monotonic() + 30
+        while sum(aws.control.executions().get(i, 0) for i in hosts) < 70 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert {aws.control.executions().get(i) for i in hosts} == {1}, "every instance ran once"
+
+    def test_a_chunk_sent_twice_keeps_one_and_cancels_the_other(self, aws, fleet, make_context, capfd):
+        context = make_context(run_id="manual__twice")
+        op = operator(instance_ids=fleet[:50], commands=["sleep 30"])
+        ti = context["ti"]
+        chunk = plan_chunks(run_digest(ti.dag_id, ti.run_id, ti.task_id, "-1"), instance_ids=fleet[:50])[0]
+        copies = [
+            op.hook.send_command_once(
+                **op.build_send_kwargs(), **chunk.target_kwargs(), Comment=chunk.comment()
+            )
+            for _ in range(2)
+        ]
+        result = op.execute(context)
+        kept, extra = copies[0]["CommandId"], copies[1]["CommandId"]
+        assert result["command_ids"] == [extra, kept], "both watched; the kept one speaks last"
+        assert op.hook.get_commands([extra])[0]["Status"] in ("Cancelling", "Cancelled")
+        assert op.hook.get_commands([kept])[0]["Status"] not in ("Cancelling", "Cancelled")
+        assert f"Command {extra} carries the same token as {kept}" in capfd.readouterr().out
+        op.hook.cancel_command(kept)
+
+    def test_a_host_that_lost_its_tag_fails_the_run_once(self, aws, emulator, make_context):
+        # The execution role may SendCommand only to hosts tagged Role=cots (least privilege).
+        hosts = emulator.add_instances(120, tags={"Role": "tagloss"})
+        aws.control.require_tag("Role", "tagloss")
+        aws.control.untag(hosts[70], "Role")
+        op = operator(instance_ids=hosts, commands=["sleep 30"], preflight=False)
+        context = make_context(run_id="manual__tagloss")
+        with pytest.raises(AirflowFailException) as error:
+            op.execute(context)
+        message = str(error.value)
+        assert "chunk 2/3" in message and "AccessDeniedException" in message and hosts[70] in message
+        with pytest.raises(AirflowFailException):
+            op.execute(context)  # even if someone retries by hand: refused again, nothing new runs
+        assert aws.control.counters()["SendCommand"]["accepted"] <= 4
+        ti = context["ti"]
+        commands = op.hook.find_run_commands(
+            run_digest(ti.dag_id, ti.run_id, "run", "-1"), datetime.now(UTC) - timedelta(hours=1)
+        )
+        assert commands and all(c["Status"] in ("Cancelling", "Cancelled") for c in commands)
 
     def test_a_try_that_gives_up_leaves_what_it_sent_for_the_teardown(
         self, aws, fleet, accepted, make_context, fast_retries
