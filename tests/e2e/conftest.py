@@ -7,11 +7,13 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from devenv import LocalAws, airflow_env, migrate, standalone
 
 DAG = "cots_nightly_batch"
+DAGRUN_TIMEOUT_HOURS = 0.05
 
 
 def free_port() -> int:
@@ -25,6 +27,7 @@ class Api:
 
     def __init__(self, base: str, password_file):
         self.base, self.password_file, self.token = base, password_file, None
+        self.late_scheduled_run: dict = {}
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
@@ -54,6 +57,31 @@ class Api:
             time.sleep(1)
         raise AssertionError("airflow standalone did not come up")
 
+    def run_path(self, run_id: str) -> str:
+        return f"/api/v2/dags/{DAG}/dagRuns/{urllib.request.quote(run_id, safe='')}"
+
+    def trigger(self, conf: dict) -> str:
+        status, run = self.call("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None, "conf": conf})
+        assert status == 200, run
+        return run["dag_run_id"]
+
+    def wait_for_run(self, run_id: str, timeout: float = 240) -> dict:
+        return self.wait_for(
+            self.run_path(run_id),
+            lambda r: r["state"] in ("success", "failed"),
+            time.monotonic() + timeout,
+            f"run {run_id}",
+        )
+
+    def task_state(self, run_id: str, task_id: str) -> str | None:
+        return self.call("GET", f"{self.run_path(run_id)}/taskInstances/{task_id}")[1].get("state")
+
+    def xcom(self, run_id: str, task_id: str, key: str):
+        status, entry = self.call("GET", f"{self.run_path(run_id)}/taskInstances/{task_id}/xcomEntries/{key}")
+        assert status == 200, entry
+        value = entry["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
     def wait_for(self, path: str, ready, deadline: float, what: str) -> dict:
         answer: dict = {}
         while time.monotonic() < deadline:
@@ -69,7 +97,16 @@ def api(emulator, tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow-standalone")
     aws = LocalAws(emulator.endpoint_url, emulator.instance_ids, emulator.topic_arn, emulator.queue_url)
     port = free_port()
-    env = airflow_env(aws, home, POLL_SECONDS="1")
+    # The nightly tick was 12 hours ago: unpausing creates that scheduled run, which must be skipped.
+    # dagrun_timeout is 3 minutes so a timed-out run can be watched (every other run ends sooner).
+    due = datetime.now(UTC) - timedelta(hours=12)
+    env = airflow_env(
+        aws,
+        home,
+        POLL_SECONDS="1",
+        SCHEDULE=f"{due.minute} {due.hour} * * *",
+        DAGRUN_TIMEOUT_HOURS=str(DAGRUN_TIMEOUT_HOURS),
+    )
     env.update(
         {
             "AIRFLOW__API__PORT": str(port),
@@ -88,8 +125,8 @@ def api(emulator, tmp_path_factory):
         client.wait_for(
             f"/api/v2/dags/{DAG}", lambda dag: dag.get("dag_id") == DAG, time.monotonic() + 120, "DAG"
         )
-        # The DAG is unpaused: its latest nightly tick runs at once; let it end before the tests.
-        client.wait_for(
+        # The DAG is unpaused: its latest nightly tick starts at once (and skips itself); let it end.
+        runs = client.wait_for(
             f"/api/v2/dags/{DAG}/dagRuns",
             lambda runs: (
                 runs["dag_runs"] and all(r["state"] in ("success", "failed") for r in runs["dag_runs"])
@@ -97,4 +134,5 @@ def api(emulator, tmp_path_factory):
             time.monotonic() + 180,
             "the scheduled run",
         )
+        client.late_scheduled_run = runs["dag_runs"][0]
         yield client
