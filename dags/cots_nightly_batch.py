@@ -107,10 +107,18 @@ with DAG(
         task_id="cancel_leftovers",
         command_ids="{{ ti.xcom_pull(task_ids='run', key='command_ids') }}",  # found by token anyway
         run_task_id="run",
-        on_leftovers=alert,  # commands still running at the end: the run was cut short (e.g. marked failed)
-        on_failure_callback=alert,  # a cancel that fails: hosts may run unwatched
+        on_failure_callback=alert,  # it cancelled a fleet still running, or could not: say so
     )
 
-    window >> preflight >> run >> wait >> report >> cancel.as_teardown(setups=run)
+    # Commands still running at the end mean the run was cut short (e.g. marked failed): the
+    # teardown fails then, and so does the run, whatever the other tasks' states say.
+    (
+        window
+        >> preflight
+        >> run
+        >> wait
+        >> report
+        >> cancel.as_teardown(setups=run, on_failure_fail_dagrun=True)
+    )
     # Also after a failed run task: what it sent before failing must not run unwatched.
     cancel.trigger_rule = "all_done"

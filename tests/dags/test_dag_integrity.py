@@ -89,7 +89,8 @@ def test_failure_alert_on_every_task_but_report(dag):
     for task_id in ("preflight", "run", "wait", "cancel_leftovers"):
         assert dag.task_dict[task_id].on_failure_callback, task_id
     assert not dag.task_dict["report"].on_failure_callback
-    assert dag.task_dict["cancel_leftovers"].on_leftovers, "a run cut short alerts from its teardown"
+    teardown = dag.task_dict["cancel_leftovers"]
+    assert teardown.fail_on_leftovers and teardown.on_failure_fail_dagrun, "a run cut short ends failed"
 
 
 def test_every_param_has_a_title_and_description(dag):

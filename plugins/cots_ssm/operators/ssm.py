@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -500,8 +500,9 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
     :param run_task_id: the task that sent the commands; its token finds them (default: ``run``).
     :param document_name: the SSM document the commands ran (narrows ListCommands; default:
         ``AWS-RunShellScript``).
-    :param on_leftovers: called with the context (its ``reason`` says what was cancelled) when
-        commands were still pending or in progress: the run ended before its fleet did.
+    :param fail_on_leftovers: fail (without retry, naming them) after cancelling commands that
+        were still pending or in progress: the run ended before its fleet did (marked failed, or a
+        task failed mid-send), and that must not end as a success (default: True).
     :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
     """
 
@@ -515,7 +516,7 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         command_ids: Sequence[str] | str | None = None,
         run_task_id: str = "run",
         document_name: str = "AWS-RunShellScript",
-        on_leftovers: Callable[[Any], None] | None = None,
+        fail_on_leftovers: bool = True,
         botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
@@ -523,7 +524,7 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         self.command_ids = command_ids
         self.run_task_id = run_task_id
         self.document_name = document_name
-        self.on_leftovers = on_leftovers
+        self.fail_on_leftovers = fail_on_leftovers
 
     def execute(self, context: Context) -> list[str]:
         known = validation.from_template(self.command_ids)
@@ -541,11 +542,11 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
             )
         if not report.cancelled:
             self.log.info("%s command(s) of this run found, none still running", len(report.found))
-        if report.live and self.on_leftovers:
-            context["reason"] = (
+        if report.live and self.fail_on_leftovers:
+            raise AirflowFailException(
                 f"The run ended while {len(report.live)} command(s) were still running on the fleet "
-                f"(marked failed, timed out, or a task failed before the verdict); cancelled: "
-                f"{', '.join(report.live)}"
+                f"(the run was marked failed, or a task failed before the verdict); cancelled them: "
+                f"{', '.join(report.live)}. Their instances did not finish the batch: Clear the run to "
+                "re-run the instances that did not succeed."
             )
-            self.on_leftovers(context)
         return list(report.cancelled)

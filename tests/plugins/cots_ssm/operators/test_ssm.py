@@ -215,7 +215,7 @@ class TestChunksAndRetries:
         aws.control.reset()
         # A retry would clear XCom: the teardown finds the run's commands by their token anyway.
         ti.store.clear()
-        cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=None)
+        cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=None, fail_on_leftovers=False)
         assert cancel.execute(make_context(task_id="cancel", run_id="manual__half")) == [sent["CommandId"]]
 
     def test_a_permanent_error_cancels_what_the_try_sent_and_fails_for_good(
@@ -276,7 +276,9 @@ class TestCancel:
         slow = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
             make_context(run_id="slow")
         )
-        cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=slow["command_ids"])
+        cancel = SsmCancelCommandsOperator(
+            task_id="cancel", command_ids=slow["command_ids"], fail_on_leftovers=False
+        )
         assert cancel.execute(make_context(task_id="cancel")) == slow["command_ids"]
 
     def test_nothing_sent_nothing_cancelled(self, aws, accepted, make_context):
@@ -358,19 +360,24 @@ class TestRedrive:
 
 
 class TestTeardownFindsTheRunByToken:
-    def test_leftovers_are_cancelled_and_reported(self, aws, make_context):
+    def test_leftovers_are_cancelled_and_fail_the_teardown_without_retry(self, aws, make_context):
         sent = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
             make_context(run_id="cut")
         )
-        seen = []
-        cancel = SsmCancelCommandsOperator(
-            task_id="cancel", on_leftovers=lambda ctx: seen.append(ctx["reason"])
-        )
+        cancel = SsmCancelCommandsOperator(task_id="cancel")
         context = make_context(task_id="cancel", run_id="cut")
         context["ti"].store.clear()  # the run task's XCom is gone: the token still finds its command
-        assert cancel.execute(context) == sent["command_ids"]
-        (reason,) = seen
-        assert "still running" in reason and sent["command_ids"][0] in reason
+        with pytest.raises(AirflowFailException, match="still running") as error:
+            cancel.execute(context)
+        assert f"cancelled them: {sent['command_ids'][0]}" in str(error.value)
+        assert operator().hook.get_commands(sent["command_ids"])[0]["Status"] in ("Cancelling", "Cancelled")
+
+    def test_leftovers_can_be_cancelled_quietly(self, aws, make_context):
+        sent = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
+            make_context(run_id="quiet")
+        )
+        cancel = SsmCancelCommandsOperator(task_id="cancel", fail_on_leftovers=False)
+        assert cancel.execute(make_context(task_id="cancel", run_id="quiet")) == sent["command_ids"]
 
     def test_a_cancel_that_fails_fails_the_teardown_naming_the_command(self, aws, make_context):
         sent = operator(instance_ids=aws.instance_ids[:1], commands=["sleep 60"]).execute(
