@@ -153,3 +153,20 @@ def test_permanent_error_on_chunk_2_fails_once_and_leaves_nothing_running(emulat
         time.sleep(0.5)
     assert aws.control.live_process_groups() == [], "nothing is left running"
     assert sum(aws.control.executions().get(i, 0) for i in fleet[50:]) == 0, "chunks 2 and 3 never ran"
+
+
+def test_only_instance_ids_in_the_trigger_runs_on_exactly_those(airflow, aws):
+    one = aws.instance_ids[0]
+    result = airflow({"instance_ids": [one], "script_arguments": ["--duration", "0"]})
+    out = output_of(result)
+    assert result.returncode == 0, out[-5000:]
+    assert "1/1 done: 1 Success" in out
+    assert set(aws.control.executions()) == {one}
+
+
+def test_ids_and_other_tags_in_one_trigger_are_refused_naming_both(airflow, aws):
+    result = airflow({"instance_ids": aws.instance_ids[:1], "target_tags": {"Role": ["other"]}})
+    out = output_of(result)
+    assert result.returncode != 0
+    assert "instance_ids/target_tags" in out and "give exactly one of them" in out
+    assert aws.control.counters().get("SendCommand", {}).get("calls", 0) == 0

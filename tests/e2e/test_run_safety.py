@@ -112,7 +112,11 @@ class TestNeverOrphaned:
         run_id = api.trigger({"script_arguments": ["--duration", "600"]})
         finished = api.wait_for_run(run_id, timeout=420)
         assert finished["state"] == "failed"
-        assert api.task_state(run_id, "wait") == "skipped", "the scheduler ended the run, not a task"
+        # The scheduler ended the run (a poke caught in flight may end failed rather than skipped).
+        assert api.task_state(run_id, "wait") in ("skipped", "failed")
+        assert api.task_state(run_id, "cancel_leftovers") == "skipped", (
+            "dagrun_timeout skips the teardown too"
+        )
         assert nothing_left_running(aws, run_id, timeout=60)
         messages = alerts_for(alerts, run_id, wait=10)
         assert len(messages) == 1, messages

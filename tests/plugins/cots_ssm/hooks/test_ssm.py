@@ -1,9 +1,16 @@
 import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
-from cots_ssm.hooks.ssm import SsmFleetHook, is_transient
+from cots_ssm.hooks.ssm import SendOutcome, SsmFleetHook, aws_time, is_transient, send_outcome
 
 
 @pytest.fixture
@@ -40,6 +47,69 @@ class TestTransient:
     )
     def test_permanent(self, error):
         assert not is_transient(error)
+
+
+class TestSendOutcome:
+    """What a failed SendCommand says about what AWS did: refused, lost, or denied."""
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            client_error("ThrottlingException"),
+            EndpointConnectionError(endpoint_url="http://localhost:1"),
+            ConnectTimeoutError(endpoint_url="http://localhost:1"),
+        ],
+    )
+    def test_nothing_ran(self, error):
+        assert send_outcome(error) is SendOutcome.NOT_SENT
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            client_error("InternalServerError", 500),
+            client_error("ServiceUnavailable", 503),
+            ReadTimeoutError(endpoint_url="http://localhost:1"),
+            ConnectionClosedError(endpoint_url="http://localhost:1"),
+        ],
+    )
+    def test_aws_may_have_acted(self, error):
+        assert send_outcome(error) is SendOutcome.AMBIGUOUS
+
+    @pytest.mark.parametrize("code", ["AccessDeniedException", "InvalidInstanceId", "InvalidDocument"])
+    def test_denied_for_good(self, code):
+        assert send_outcome(client_error(code)) is SendOutcome.REFUSED
+
+
+class TestAwsTime:
+    def test_any_zone_is_written_in_utc(self):
+        paris = datetime(2026, 11, 27, 3, 30, tzinfo=timezone(timedelta(hours=1)))
+        assert aws_time(paris) == "2026-11-27T02:30:00Z"
+        assert aws_time(datetime(2026, 11, 27, 2, 30)) == "2026-11-27T02:30:00Z", "naive means UTC"
+        assert aws_time(datetime(2026, 11, 27, 2, 30, tzinfo=UTC)) == "2026-11-27T02:30:00Z"
+
+    def test_pendulum_zones_too(self):
+        import pendulum
+
+        assert (
+            aws_time(pendulum.datetime(2026, 11, 26, 21, 30, tz="America/New_York")) == "2026-11-27T02:30:00Z"
+        )
+
+
+class TestSendClient:
+    def test_sendcommand_is_never_retried_by_botocore(self, hook, aws):
+        aws.control.server_error("SendCommand", count=1)
+        with pytest.raises(ClientError):
+            hook.send_command_once(
+                DocumentName="AWS-RunShellScript",
+                InstanceIds=aws.instance_ids[:1],
+                Parameters={"commands": ["true"]},
+            )
+        assert aws.control.counters()["SendCommand"]["calls"] == 1
+
+    def test_reads_keep_their_retries(self, hook, aws):
+        aws.control.server_error("ListCommands", count=2)
+        assert hook.list_commands_since(datetime.now(UTC)) == []
+        assert aws.control.counters()["ListCommands"]["server_errors"] == 2
 
 
 class TestPaging:
