@@ -103,7 +103,7 @@ def api(emulator, tmp_path_factory):
     env = airflow_env(
         aws,
         home,
-        POLL_SECONDS="1",
+        POLL_SECONDS="10",  # shorter invites an Airflow requeue race under load (see test_run_safety)
         SCHEDULE=f"{due.minute} {due.hour} * * *",
         DAGRUN_TIMEOUT_HOURS=str(DAGRUN_TIMEOUT_HOURS),
     )

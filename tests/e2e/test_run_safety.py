@@ -16,6 +16,11 @@ from cots_ssm.plan import run_token_digest
 
 pytestmark = pytest.mark.e2e
 DAG = "cots_nightly_batch"
+# Long runs poke every 30 s. When a poke's process takes longer to end than the poke interval (a
+# loaded 2-core machine: ~6 s), LocalExecutor requeues the rescheduled sensor before it processes
+# the previous poke's end, and the scheduler fails that try ("finished with state success, but the
+# task instance's state attribute is queued"): an Airflow race, which production intervals avoid.
+SLOW_POLL = 30
 
 
 def commands_of(aws, run_id: str) -> list[dict]:
@@ -93,7 +98,7 @@ class TestClearIsARedrive:
 
 class TestNeverOrphaned:
     def test_a_run_marked_failed_mid_batch_alerts_and_leaves_nothing_running(self, api, aws, alerts):
-        run_id = api.trigger({"script_arguments": ["--duration", "120"]})
+        run_id = api.trigger({"script_arguments": ["--duration", "120"], "poll_interval_seconds": SLOW_POLL})
         api.wait_for(
             api.run_path(run_id) + "/taskInstances/wait",
             lambda ti: ti.get("state") in ("up_for_reschedule", "running"),
@@ -109,7 +114,7 @@ class TestNeverOrphaned:
         assert "still running" in messages[0]["Message"]
 
     def test_a_run_killed_by_dagrun_timeout_alerts_and_leaves_nothing_running(self, api, aws, alerts):
-        run_id = api.trigger({"script_arguments": ["--duration", "600"]})
+        run_id = api.trigger({"script_arguments": ["--duration", "600"], "poll_interval_seconds": SLOW_POLL})
         finished = api.wait_for_run(run_id, timeout=420)
         assert finished["state"] == "failed"
         # The scheduler ended the run (a poke caught in flight may end failed rather than skipped).
