@@ -91,6 +91,7 @@ def test_failure_alert_on_every_task_but_report(dag):
     assert not dag.task_dict["report"].on_failure_callback
     teardown = dag.task_dict["cancel_leftovers"]
     assert teardown.fail_on_leftovers and teardown.on_failure_fail_dagrun, "a run cut short ends failed"
+    assert teardown.verdict_task_id == "wait", "Airflow judges the run by its teardown: it must judge"
 
 
 def test_every_param_has_a_title_and_description(dag):

@@ -30,7 +30,7 @@ class SsmFailureSnsNotifier(BaseNotifier):
     run, the task, the error, each failed instance (from the sensor's ``results`` XCom), the SSM
     command ids with console links and the Airflow log URL, capped below 256 KB. FIFO topics get a
     message group and deduplication id. A publish error is logged loudly and never replaces the
-    task's own failure.
+    task's own failure. An exception marked ``already_reported`` (another task alerted) sends none.
 
     :param target_arn: the SNS topic ARN; templated. Empty means "no alert" (logged).
     :param run_task_id: the task that sent the commands (its XCom has ``command_ids``).
@@ -79,6 +79,9 @@ class SsmFailureSnsNotifier(BaseNotifier):
         )
 
     def notify(self, context: Any) -> None:
+        if getattr(context.get("exception"), "already_reported", False):
+            self.log.info("No alert: %s", context["exception"])
+            return
         try:
             alert = self.build_alert(context)
         except Exception:

@@ -27,7 +27,7 @@ from cots_ssm.plan import (
     run_token_digest,
 )
 from cots_ssm.redrive import plan_redrive
-from cots_ssm.status import InvocationResult, PingStatus
+from cots_ssm.status import InvocationResult, Outcome, PingStatus
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -39,6 +39,12 @@ MAX_SEND_ATTEMPTS = 5
 LOOKUP_PAUSE_SECONDS = 2.0
 #: First pause before sending a refused (throttled) or lost chunk again; it doubles each time.
 SEND_BACKOFF_SECONDS = 1.0
+
+
+class RunDidNotSucceed(AirflowFailException):
+    """The run failed for a reason another task has already reported (and alerted about)."""
+
+    already_reported = True
 
 
 class _Refused(Exception):
@@ -503,6 +509,11 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
     :param fail_on_leftovers: fail (without retry, naming them) after cancelling commands that
         were still pending or in progress: the run ended before its fleet did (marked failed, or a
         task failed mid-send), and that must not end as a success (default: True).
+    :param verdict_task_id: a sensor whose XCom ``verdict`` decides the run: after cleaning up,
+        fail with :class:`RunDidNotSucceed` (already reported by that task: no second alert)
+        unless it says ``succeeded``. Use it when the teardown decides the run's state
+        (``on_failure_fail_dagrun``), as Airflow then judges the run by its teardown alone
+        (default: None, no judgement).
     :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
     """
 
@@ -517,6 +528,7 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         run_task_id: str = "run",
         document_name: str = "AWS-RunShellScript",
         fail_on_leftovers: bool = True,
+        verdict_task_id: str | None = None,
         botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
@@ -525,6 +537,7 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         self.run_task_id = run_task_id
         self.document_name = document_name
         self.fail_on_leftovers = fail_on_leftovers
+        self.verdict_task_id = verdict_task_id
 
     def execute(self, context: Context) -> list[str]:
         known = validation.from_template(self.command_ids)
@@ -549,4 +562,15 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
                 f"{', '.join(report.live)}. Their instances did not finish the batch: Clear the run to "
                 "re-run the instances that did not succeed."
             )
+        self._judge(ti)
         return list(report.cancelled)
+
+    def _judge(self, ti: Any) -> None:
+        if not self.verdict_task_id:
+            return
+        verdict = ti.xcom_pull(task_ids=self.verdict_task_id, key="verdict") or {}
+        outcome = verdict.get("outcome") or "no verdict"
+        if outcome != Outcome.SUCCEEDED.value:
+            raise RunDidNotSucceed(
+                f"Cleanup done; the fleet run did not succeed ({outcome}): see task {self.verdict_task_id}"
+            )

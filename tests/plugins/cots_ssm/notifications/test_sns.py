@@ -114,3 +114,12 @@ class TestDagRunFailure:
         }
         SsmDagRunFailureNotifier(target_arn=aws.topic_arn).notify(callback_context)
         assert alerts(wait=1) == []
+
+
+def test_a_failure_already_reported_sends_no_second_alert(aws, alerts, make_context):
+    from cots_ssm.operators.ssm import RunDidNotSucceed
+
+    context = make_context(task_id="cancel_leftovers")
+    context["exception"] = RunDidNotSucceed("the fleet run did not succeed (failed): see task wait")
+    SsmFailureSnsNotifier(target_arn=aws.topic_arn).notify(context)
+    assert alerts(wait=1) == []

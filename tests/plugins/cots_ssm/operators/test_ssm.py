@@ -372,6 +372,23 @@ class TestTeardownFindsTheRunByToken:
         assert f"cancelled them: {sent['command_ids'][0]}" in str(error.value)
         assert operator().hook.get_commands(sent["command_ids"])[0]["Status"] in ("Cancelling", "Cancelled")
 
+    @pytest.mark.parametrize(
+        ("verdict", "fails"), [({"outcome": "succeeded"}, False), ({"outcome": "failed"}, True), (None, True)]
+    )
+    def test_the_teardown_judges_the_run_by_the_sensor_verdict(self, aws, make_context, verdict, fails):
+        from cots_ssm.operators.ssm import RunDidNotSucceed
+
+        context = make_context(task_id="cancel", run_id="judged")
+        if verdict:
+            context["ti"].store[("wait", "verdict")] = verdict
+        cancel = SsmCancelCommandsOperator(task_id="cancel", verdict_task_id="wait")
+        if fails:
+            with pytest.raises(RunDidNotSucceed, match="did not succeed") as error:
+                cancel.execute(context)
+            assert error.value.already_reported, "the sensor or an earlier task already alerted"
+        else:
+            assert cancel.execute(context) == []
+
     def test_leftovers_can_be_cancelled_quietly(self, aws, make_context):
         sent = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
             make_context(run_id="quiet")
