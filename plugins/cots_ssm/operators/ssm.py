@@ -12,7 +12,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cots_ssm import validation
-from cots_ssm.compat import AirflowException, AirflowFailException
+from cots_ssm.compat import AirflowException, AirflowFailException, AirflowSkipException
 from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SendOutcome, SsmFleetHook, error_text, send_outcome
 from cots_ssm.links.ssm import CloudWatchOutputLink, SsmRunCommandLink, log_group_fragment
 from cots_ssm.plan import (
@@ -514,11 +514,14 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         unless it says ``succeeded``. Use it when the teardown decides the run's state
         (``on_failure_fail_dagrun``), as Airflow then judges the run by its teardown alone
         (default: None, no judgement).
+    :param run_skipped: templated; true when the run was skipped on purpose before anything was
+        sent (e.g. a short circuit returned False): the teardown then skips itself, without any
+        AWS call (default: False).
     :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
     """
 
     aws_hook_class = SsmFleetHook
-    template_fields: Sequence[str] = aws_template_fields("command_ids")
+    template_fields: Sequence[str] = aws_template_fields("command_ids", "run_skipped")
     ui_color = "#e8a0a0"
 
     def __init__(
@@ -529,6 +532,7 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         document_name: str = "AWS-RunShellScript",
         fail_on_leftovers: bool = True,
         verdict_task_id: str | None = None,
+        run_skipped: bool | str = False,
         botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
@@ -538,8 +542,11 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         self.document_name = document_name
         self.fail_on_leftovers = fail_on_leftovers
         self.verdict_task_id = verdict_task_id
+        self.run_skipped = run_skipped
 
     def execute(self, context: Context) -> list[str]:
+        if validation.boolean("run_skipped", self.run_skipped):
+            raise AirflowSkipException("The run was skipped before anything was sent: nothing to clean up")
         known = validation.from_template(self.command_ids)
         known = [known] if isinstance(known, str) and known else list(known or ())
         ti = context["ti"]

@@ -389,6 +389,16 @@ class TestTeardownFindsTheRunByToken:
         else:
             assert cancel.execute(context) == []
 
+    def test_a_run_skipped_on_purpose_skips_its_teardown_without_calling_aws(
+        self, aws, accepted, make_context
+    ):
+        from cots_ssm.compat import AirflowSkipException
+
+        cancel = SsmCancelCommandsOperator(task_id="cancel", verdict_task_id="wait", run_skipped="True")
+        with pytest.raises(AirflowSkipException, match="nothing to clean up"):
+            cancel.execute(make_context(task_id="cancel"))
+        assert accepted() == 0
+
     def test_leftovers_can_be_cancelled_quietly(self, aws, make_context):
         sent = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
             make_context(run_id="quiet")
