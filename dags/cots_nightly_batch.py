@@ -108,7 +108,7 @@ with DAG(
         command_ids="{{ ti.xcom_pull(task_ids='run', key='command_ids') }}",  # found by token anyway
         run_task_id="run",
         verdict_task_id="wait",
-        run_skipped="{{ ti.xcom_pull(task_ids='window') == False }}",  # out of its window: nothing sent
+        run_skipped="{{ ti.xcom_pull(task_ids='window', key='in_window') == False }}",  # nothing sent
         on_failure_callback=alert,  # it cancelled a fleet still running, or could not: say so
     )
 

@@ -72,8 +72,12 @@ def _minutes(delta: timedelta) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
-def in_start_window(dag_run: Any = None, start_grace_minutes: int = 60) -> bool:
-    """Task callable (a short circuit): log the decision and say whether the run goes ahead."""
+def in_start_window(dag_run: Any = None, ti: Any = None, start_grace_minutes: int = 60) -> bool:
+    """Task callable (a short circuit): log the decision and say whether the run goes ahead.
+
+    The decision is also pushed to XCom under ``in_window`` (a short circuit that skips pushes no
+    return value), for a teardown that must know the run was skipped on purpose.
+    """
     decision = start_window(
         run_type=getattr(dag_run, "run_type", "manual"),
         due=getattr(dag_run, "run_after", None),
@@ -82,4 +86,6 @@ def in_start_window(dag_run: Any = None, start_grace_minutes: int = 60) -> bool:
         grace=timedelta(minutes=int(start_grace_minutes)),
     )
     (log.info if decision.run else log.warning)("%s", decision.reason)
+    if ti is not None:
+        ti.xcom_push(key="in_window", value=decision.run)
     return decision.run

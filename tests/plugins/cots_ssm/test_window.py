@@ -45,6 +45,9 @@ class TestInStartWindow:
         run = SimpleNamespace(
             run_type="scheduled", run_after=DUE, start_date=DUE + timedelta(hours=12), clear_number=0
         )
-        assert in_start_window(dag_run=run, start_grace_minutes=60) is False
+        pushed = {}
+        ti = SimpleNamespace(xcom_push=lambda key, value: pushed.update({key: value}))
+        assert in_start_window(dag_run=run, ti=ti, start_grace_minutes=60) is False
+        assert pushed == {"in_window": False}, "the teardown reads it: nothing was sent"
         run.clear_number = 1
-        assert in_start_window(dag_run=run, start_grace_minutes=60) is True
+        assert in_start_window(dag_run=run, ti=ti, start_grace_minutes=60) is True
