@@ -120,7 +120,7 @@ class Deployment:
         environment = self.preflight()
         versions, changed = self.upload_versioned(upload, environment)
         if changed:
-            self.update(environment, versions)
+            self.update(versions)
             self.wait()
         else:
             self.say("plugins.zip, requirements.txt and startup.sh are unchanged: no environment update")
@@ -191,7 +191,7 @@ class Deployment:
         digest = head.get("Metadata", {}).get("sha256")
         return str(digest) if digest else None
 
-    def update(self, environment: dict[str, Any], versions: dict[str, str]) -> None:
+    def update(self, versions: dict[str, str]) -> None:
         self.say(f"Pointing {self.env} at the new object versions")
         try:
             self.calls("mwaa", self.mwaa_update, "update_environment", Name=self.env, **versions)
@@ -254,6 +254,7 @@ def _clients(region: str | None) -> tuple[Any, Any, Any]:
     from botocore.config import Config
 
     session = boto3.session.Session(region_name=region)
+    # Reads, and puts of the same body to the same key (a repeat only adds a version), may retry.
     retried = Config(retries={"mode": "standard", "max_attempts": 5})
     once = Config(retries={"mode": "standard", "max_attempts": 1})
     return (
@@ -290,10 +291,15 @@ def main(argv: list[str]) -> int:
         calls=Calls(args.dry_run),
         poll_seconds=args.poll_seconds,
     )
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         deployment.run(upload)
     except DeployError as error:
         print(f"mwaa-deploy: {error}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as error:  # denied for good, or no credentials: name it, no trace
+        print(f"mwaa-deploy: AWS refused or could not be reached: {error}", file=sys.stderr)
         return 1
     return 0
 

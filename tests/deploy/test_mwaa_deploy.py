@@ -195,7 +195,9 @@ class TestRefusals:
 
 def test_dry_run_prints_every_call_and_needs_no_aws(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    env.update(
+        AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true"
+    )
     command = [sys.executable, "deploy/mwaa_deploy.py", "--env", "x", "--bucket", "y", "--dry-run"]
     result = subprocess.run(
         [*command, "--build-dir", str(tmp_path / "mwaa")], env=env, cwd=ROOT, capture_output=True, text=True
