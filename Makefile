@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-oldest lint system-tools demo run mwaa clean
+.PHONY: venv test lint system-tools demo run mwaa clean
 
 venv: $(STAMP)
 
@@ -30,23 +30,12 @@ system-tools:
 		then echo "installed:$$missing"; else echo "not installed:$$missing (their tests will be skipped)"; fi; \
 	fi
 
-test: lint system-tools
+test: lint lint-deploy system-tools
 	$(PY) -m pytest
-	$(MAKE) test-oldest
-
-# The package on MWAA's oldest Airflow 3 (3.0.6 + amazon provider 9.12.0): unit, emulator-backed,
-# DAG-integrity and MWAA-bundle tests (the end-to-end harness targets the current Airflow only).
-OLD_VENV := .venv-airflow-3.0.6
-$(OLD_VENV)/.installed: requirements/airflow-3.0.6-lock.txt
-	$(PYTHON) -m venv $(OLD_VENV)
-	$(OLD_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/airflow-3.0.6-lock.txt
-	touch $@
-
-test-oldest: $(OLD_VENV)/.installed
-	$(OLD_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/plugins tests/dags tests/deploy/test_mwaa.py
+	$(MAKE) test-matrix
 
 clean:
-	rm -rf $(VENV) $(OLD_VENV) .pytest_cache .ruff_cache .mypy_cache build
+	rm -rf $(VENV) .venv-airflow-* .pytest_cache .ruff_cache .mypy_cache build
 
 # The main job end to end on the embedded default: emulator + SQLite Airflow, two runs.
 demo: venv
@@ -59,3 +48,62 @@ run: venv
 # The MWAA upload set in build/mwaa/: dags/, plugins.zip (zipped from inside plugins/), requirements.txt, startup.sh.
 mwaa: venv
 	$(PY) mwaa/bundle.py build/mwaa
+
+# ---- Amazon MWAA: the stack's linters, one-command deployment, and the version matrix ----
+.PHONY: lint-deploy mwaa-policy mwaa-deploy test-matrix test-oldest
+
+# cfn-lint on the CloudFormation template; parliament and the scope check on the execution role's
+# policy, which must equal mwaa/execution-role-policy.json (`make mwaa-policy` renders it).
+lint-deploy: venv
+	$(VENV)/bin/cfn-lint deploy/cots-ssm-batch.yaml
+	$(PY) deploy/policy.py --check --lint
+
+mwaa-policy: venv
+	$(PY) deploy/policy.py --write
+
+# Build the upload set, upload it, point the environment at the new object versions, wait, upload dags/:
+#   make mwaa-deploy ENV=<environment> BUCKET=<its source bucket> [REGION=<region>] [DRY_RUN=1]
+mwaa-deploy: venv
+	@test -n "$(ENV)" -a -n "$(BUCKET)" || { \
+		echo "usage: make mwaa-deploy ENV=<environment> BUCKET=<its source bucket> [REGION=<region>] [DRY_RUN=1]" >&2; exit 2; }
+	$(PY) deploy/mwaa_deploy.py --env "$(ENV)" --bucket "$(BUCKET)" $(if $(REGION),--region "$(REGION)") \
+		$(if $(filter-out 0,$(DRY_RUN)),--dry-run)
+
+# The unit, emulator-backed, DAG-integrity and MWAA-bundle tests on every Airflow 3 version of MWAA
+# with its amazon provider (requirements/airflow-<version>-lock.txt), and on the newest release we
+# develop on (requirements.txt, locked by constraints.txt), all on Python 3.12 like MWAA. Each venv
+# is built once (its stamp follows its lock). `make test-airflow-3.2.1` runs one of them.
+MWAA_AIRFLOW := 3.0.6 3.2.1 3.3.1
+NEWEST_AIRFLOW := $(shell sed -n 's/^apache-airflow==//p' requirements.txt)
+MATRIX_TESTS := tests/plugins tests/dags tests/deploy/test_mwaa.py tests/local
+ifndef MATRIX_PYTHON  # python3.12 on PATH (a pyenv shim only if it runs), else pyenv's 3.12.x
+MATRIX_PYTHON := $(shell for py in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3); do \
+	$$py -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null && break; done)
+endif
+ifeq ($(MATRIX_PYTHON),)
+MATRIX_PYTHON := $(PYTHON)
+MATRIX_WARNING := echo "WARNING: no Python 3.12 (MWAA's) found, neither python3.12 nor pyenv's 3.12.x:" \
+	"the matrix runs on $$($(PYTHON) --version). Install 3.12 or set MATRIX_PYTHON=/path/to/python3.12." >&2
+endif
+MATRIX_PY_VERSION := $(shell $(MATRIX_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+matrix_venv = .venv-airflow-$(1)-py$(MATRIX_PY_VERSION)
+.PRECIOUS: .venv-airflow-%-py$(MATRIX_PY_VERSION)/.installed
+
+.venv-airflow-%-py$(MATRIX_PY_VERSION)/.installed: requirements/airflow-%-lock.txt
+	$(MATRIX_PYTHON) -m venv $(@D)
+	$(@D)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r $<
+	touch $@
+
+$(call matrix_venv,$(NEWEST_AIRFLOW))/.installed: requirements.txt requirements-dev.txt constraints.txt
+	$(MATRIX_PYTHON) -m venv $(@D)
+	$(@D)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+test-airflow-%: $(call matrix_venv,%)/.installed
+	@$(MATRIX_WARNING)
+	@echo "== Airflow $* on Python $(MATRIX_PY_VERSION) ($(call matrix_venv,$*)): $(MATRIX_TESTS)"
+	$(call matrix_venv,$*)/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
+
+test-matrix: $(foreach version,$(MWAA_AIRFLOW) $(NEWEST_AIRFLOW),test-airflow-$(version))
+
+test-oldest: test-airflow-$(firstword $(MWAA_AIRFLOW))
