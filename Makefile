@@ -30,9 +30,10 @@ system-tools:
 		then echo "installed:$$missing"; else echo "not installed:$$missing (their tests will be skipped)"; fi; \
 	fi
 
+# The matrix runs two versions at a time: each run is one pytest process, and CI has 2 cores.
 test: lint lint-deploy system-tools
 	$(PY) -m pytest
-	$(MAKE) test-matrix
+	$(MAKE) -j2 --output-sync=target test-matrix
 
 clean:
 	rm -rf $(VENV) .venv-airflow-* .pytest_cache .ruff_cache .mypy_cache build
@@ -75,7 +76,8 @@ mwaa-deploy: venv
 # is built once (its stamp follows its lock). `make test-airflow-3.2.1` runs one of them.
 MWAA_AIRFLOW := 3.0.6 3.2.1 3.3.1
 NEWEST_AIRFLOW := $(shell sed -n 's/^apache-airflow==//p' requirements.txt)
-MATRIX_TESTS := tests/plugins tests/dags tests/deploy/test_mwaa.py tests/local
+# The emulator's own tests (tests/local) do not depend on Airflow: they run once, in the main venv.
+MATRIX_TESTS := tests/plugins tests/dags tests/deploy/test_mwaa.py
 ifndef MATRIX_PYTHON  # python3.12 on PATH (a pyenv shim only if it runs), else pyenv's 3.12.x
 MATRIX_PYTHON := $(shell for py in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3); do \
 	$$py -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null && break; done)
