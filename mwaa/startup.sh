@@ -10,5 +10,7 @@ export COTS_BATCH_SCRIPT_ARGUMENTS='[]'
 export COTS_BATCH_EXECUTION_TIMEOUT="14400"
 export COTS_BATCH_DELIVERY_TIMEOUT="600"
 export COTS_BATCH_MAX_FAILED_INSTANCES="0"
+export COTS_BATCH_FAILURE_POLICY="finish"      # or "cancel": stop the others once too many failed
+export COTS_BATCH_START_GRACE_MINUTES="60"     # a scheduled run starting later than this is skipped
 export COTS_BATCH_POLL_SECONDS="300"
 # export COTS_BATCH_SNS_TOPIC_ARN="arn:aws:sns:REGION:ACCOUNT:cots-batch-alerts"
