@@ -10,7 +10,9 @@ export COTS_BATCH_SCRIPT_ARGUMENTS='[]'
 export COTS_BATCH_EXECUTION_TIMEOUT="14400"
 export COTS_BATCH_DELIVERY_TIMEOUT="600"
 export COTS_BATCH_MAX_FAILED_INSTANCES="0"
-export COTS_BATCH_FAILURE_POLICY="finish"      # or "cancel": stop the others once too many failed
-export COTS_BATCH_START_GRACE_MINUTES="60"     # a scheduled run starting later than this is skipped
+# "finish" lets the other hosts end their batch once too many failed; "cancel" stops them at once.
+export COTS_BATCH_FAILURE_POLICY="finish"
+# A scheduled run that starts later than this after its time is skipped (e.g. unpaused mid-day).
+export COTS_BATCH_START_GRACE_MINUTES="60"
 export COTS_BATCH_POLL_SECONDS="300"
 # export COTS_BATCH_SNS_TOPIC_ARN="arn:aws:sns:REGION:ACCOUNT:cots-batch-alerts"
