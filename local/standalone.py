@@ -20,7 +20,8 @@ def main() -> int:
     with emulator(port=5000, instances=3) as aws:
         print(f"Local AWS at {aws.endpoint_url}: instances {', '.join(aws.instance_ids)}", flush=True)
         print(f"SNS topic {aws.topic_arn}; alerts land in {aws.queue_url}", flush=True)
-        env = airflow_env(aws, home, POLL_SECONDS="5")
+        # 10 s: a shorter interval than a poke takes to end invites an Airflow requeue race (README).
+        env = airflow_env(aws, home, POLL_SECONDS="10")
         migrate(env)
         passwords = home / "simple_auth_manager_passwords.json.generated"
         print(f"Airflow UI: http://localhost:8080 (user admin, password in {passwords})", flush=True)
