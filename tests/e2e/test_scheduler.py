@@ -29,7 +29,7 @@ def test_invalid_form_value_is_refused_before_any_run(api):
 
 def test_failure_under_the_scheduler_alerts_naming_the_instance(api, aws, alerts):
     bad = aws.instance_ids[0]
-    conf = {"poll_interval_seconds": 1, "script_arguments": ["--duration", "2", "--fail-on", bad]}
+    conf = {"poll_interval_seconds": 10, "script_arguments": ["--duration", "2", "--fail-on", bad]}
     status, run = api.call("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None, "conf": conf})
     assert status == 200, run
     path = f"/api/v2/dags/{DAG}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
