@@ -34,6 +34,15 @@ def test_airflow_services_share_the_common_block_and_wait_for_init(compose):
             assert "healthcheck" in service, name
 
 
+def test_every_airflow_service_shares_one_jwt_secret(compose):
+    secrets = {
+        service["environment"].get("AIRFLOW__API_AUTH__JWT_SECRET")
+        for name, service in compose["services"].items()
+        if name.startswith("airflow-")
+    }
+    assert len(secrets) == 1 and None not in secrets, "Celery workers need the api-server's secret"
+
+
 def test_mounts_dags_plugins_and_the_emulator(compose):
     volumes = compose["services"]["airflow-worker"]["volumes"]
     for folder in ("./dags:", "./plugins:", "./local:"):
