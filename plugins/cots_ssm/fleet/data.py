@@ -108,7 +108,8 @@ class AirflowSource:
             tuple_(XComModel.task_id, XComModel.key).in_(list(wanted)),
         )
         return {
-            (x.run_id, x.task_id, x.key): _json(XComModel.deserialize_value(x)) for x in session.scalars(query)
+            (x.run_id, x.task_id, x.key): _json(XComModel.deserialize_value(x))
+            for x in session.scalars(query)
         }
 
     def _conn_id(self, dag_id: str, task_id: str) -> str:

@@ -158,7 +158,7 @@ def _filter_form(options: PageOptions) -> str:
     )
     return (
         '<form method="get" id="filter"><label>Status <select name="status"><option value="">all</option>'
-        f"{choices}</select></label> <label>Text <input name=\"q\" value=\"{esc(options.text)}\"></label>"
+        f'{choices}</select></label> <label>Text <input name="q" value="{esc(options.text)}"></label>'
         ' <button type="submit">Filter</button></form>'
     )
 
@@ -179,7 +179,8 @@ def _slowest(page: FleetPage) -> str:
         f"{esc(_seconds(v.duration_seconds))} ({esc(v.status.value)})</li>"
         for v in page.slowest()
     )
-    return f'<section id="slowest"><h2>Slowest instances</h2><ol>{items or "<li>none finished yet</li>"}</ol></section>'
+    items = items or "<li>none finished yet</li>"
+    return f'<section id="slowest"><h2>Slowest instances</h2><ol>{items}</ol></section>'
 
 
 def history_svg(points: Sequence[HistoryPoint], *, width: int = 640, height: int = 150) -> str:
@@ -192,7 +193,8 @@ def history_svg(points: Sequence[HistoryPoint], *, width: int = 640, height: int
     bar_area = height - 50
     parts = [
         f'<svg id="history" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="Duration and failed instances of the last runs">',
+        f'viewBox="0 0 {width} {height}" role="img" '
+        'aria-label="Duration and failed instances of the last runs">',
         f'<text x="0" y="10">longest {esc(_seconds(longest))}</text>',
         f'<text x="{width - 150}" y="10" fill="#dc2626">most failed: {most_failed}</text>',
     ]
@@ -258,7 +260,7 @@ def render_login_shell(nonce: str, detail: str) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fleet: log in</title>'
         f"<style>{_STYLE}</style></head><body data-shell><h1>Fleet view</h1>"
-        f"<p>{esc(detail)}: <a href=\"/\">log in to Airflow</a>, then open this page again.</p>"
+        f'<p>{esc(detail)}: <a href="/">log in to Airflow</a>, then open this page again.</p>'
         f"{_script(nonce)}</body></html>"
     )
 
@@ -267,7 +269,9 @@ def render_page(page: FleetPage, options: PageOptions | None = None) -> str:
     """The whole fleet page of one run."""
     options = options or PageOptions()
     source = "live from SSM, refreshing" if page.live else "as the sensor recorded it"
-    back = f' · <a href="{esc(safe_url(options.back_url))}">the run in Airflow</a>' if options.back_url else ""
+    back = (
+        f' · <a href="{esc(safe_url(options.back_url))}">the run in Airflow</a>' if options.back_url else ""
+    )
     note = f'<p class="note">{esc(page.note)}</p>' if page.note else ""
     script = _script(options.nonce) if page.live else ""
     commands = " ".join(
@@ -286,4 +290,3 @@ def render_page(page: FleetPage, options: PageOptions | None = None) -> str:
         f"{_detail(page.find(options.instance), options.instance)}{_table(page, options)}</div>"
         f"{_history(page)}{_slowest(page)}{script}</body></html>"
     )
-

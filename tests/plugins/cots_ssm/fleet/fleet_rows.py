@@ -22,9 +22,19 @@ def rows(count: int, failed: dict[int, str] | None = None, running: set[int] = f
         if n in running:
             status, details, code, end = Status.IN_PROGRESS, StatusDetails.IN_PROGRESS.value, None, None
         elif n in failed:
-            status, details, code, end = Status.FAILED, StatusDetails.FAILED.value, 3, START + timedelta(seconds=9)
+            status, details, code, end = (
+                Status.FAILED,
+                StatusDetails.FAILED.value,
+                3,
+                START + timedelta(seconds=9),
+            )
         else:
-            status, details, code, end = Status.SUCCESS, StatusDetails.SUCCESS.value, 0, START + timedelta(seconds=n % 7)
+            status, details, code, end = (
+                Status.SUCCESS,
+                StatusDetails.SUCCESS.value,
+                0,
+                START + timedelta(seconds=n % 7),
+            )
         result = InvocationResult(
             command_id=f"cmd-{n // 50}",
             instance_id=instance_id(n),
@@ -53,7 +63,12 @@ def api_invocation(n: int, status: Status, details: StatusDetails, code: int = -
         "StatusDetails": details.value,
         "RequestedDateTime": START,
         "CommandPlugins": [
-            {"ResponseCode": code, "ResponseStartDateTime": START, "ResponseFinishDateTime": START, "Output": output}
+            {
+                "ResponseCode": code,
+                "ResponseStartDateTime": START,
+                "ResponseFinishDateTime": START,
+                "Output": output,
+            }
         ],
     }
 

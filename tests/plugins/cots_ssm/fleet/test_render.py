@@ -8,8 +8,14 @@ from .fleet_rows import XSS, instance_id, rows
 
 
 def page_of(count, failed=None, running=frozenset(), live=False, history=()):
-    views = tuple(views_from_rows(rows(count, failed, running), links=lambda c, i: [("SSM Run Command", f"https://c/{c}")]))
-    return FleetPage("cots_nightly_batch", "manual__2026-11-27T02:30:00+00:00", "success", live, views, history=history)
+    views = tuple(
+        views_from_rows(
+            rows(count, failed, running), links=lambda c, i: [("SSM Run Command", f"https://c/{c}")]
+        )
+    )
+    return FleetPage(
+        "cots_nightly_batch", "manual__2026-11-27T02:30:00+00:00", "success", live, views, history=history
+    )
 
 
 def cells(html):
@@ -24,7 +30,9 @@ class TestRenderPage:
         assert found.count("st-success") == 119 and found.count("st-failed") == 1
 
     def test_open_instance_shows_details_in_words_exit_code_tails_and_links(self):
-        html = render_page(page_of(3, failed={1: "line 1\nerror: disk full"}), PageOptions(instance=instance_id(1)))
+        html = render_page(
+            page_of(3, failed={1: "line 1\nerror: disk full"}), PageOptions(instance=instance_id(1))
+        )
         detail = html.split('<section id="detail">')[1].split("</section>")[0]
         assert "the script exited with a non-zero code" in detail
         assert "Exit code: 3" in detail and "error: disk full" in detail
@@ -82,4 +90,4 @@ def test_safe_url_refuses_other_schemes():
 
 def test_login_shell_holds_no_run_data_and_escapes_its_message():
     html = render_login_shell("n", XSS)
-    assert "<img" not in html and 'data-shell' in html
+    assert "<img" not in html and "data-shell" in html
