@@ -56,7 +56,7 @@ _STYLE = (
     "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #e5e7eb;text-align:left}"
     "pre{background:#f3f4f6;padding:8px;max-height:300px;overflow:auto;white-space:pre-wrap}"
     "#detail{border:1px solid #d1d5db;padding:8px 12px;border-radius:6px;max-width:1000px}"
-    "svg text{font:11px system-ui,sans-serif}"
+    "svg text{font:11px system-ui,sans-serif}.row{display:flex;gap:32px;flex-wrap:wrap}"
     + "".join(f".{css_class(s)}{{background:{c}}}" for s, c in COLOURS.items())
     + "tr[class^=st-]{background:none}"
 )
@@ -270,7 +270,9 @@ def render_page(page: FleetPage, options: PageOptions | None = None) -> str:
     options = options or PageOptions()
     source = "live from SSM, refreshing" if page.live else "as the sensor recorded it"
     back = (
-        f' · <a href="{esc(safe_url(options.back_url))}">the run in Airflow</a>' if options.back_url else ""
+        f' · <a href="{esc(safe_url(options.back_url))}" target="_top">the run in Airflow</a>'
+        if options.back_url
+        else ""
     )
     note = f'<p class="note">{esc(page.note)}</p>' if page.note else ""
     script = _script(options.nonce) if page.live else ""
@@ -287,6 +289,7 @@ def render_page(page: FleetPage, options: PageOptions | None = None) -> str:
         f'<p id="progress">{esc(page.progress)}</p>'
         f"<p>Commands: {commands or '-'}</p>"
         f"{_counts(page)}{_grid(page, options.instance)}"
-        f"{_detail(page.find(options.instance), options.instance)}{_table(page, options)}</div>"
-        f"{_history(page)}{_slowest(page)}{script}</body></html>"
+        f"{_detail(page.find(options.instance), options.instance)}"
+        f'<div class="row">{_history(page)}{_slowest(page)}</div>{_table(page, options)}</div>'
+        f"{script}</body></html>"
     )
