@@ -119,14 +119,6 @@ def test_fleet_tab_shows_119_success_1_failed_and_the_failed_stderr(api, page, f
     page.screenshot(path=str(SHOTS / "fleet-failed-instance.png"))
 
 
-def test_fleet_page_on_its_own_for_the_readme(api, page, failed_run):
-    run_id, bad = failed_run
-    page.set_viewport_size({"width": 1100, "height": 760})
-    goto(page, fleet_url(api, run_id, f"?instance={bad}"))
-    assert page.locator("#grid a").count() == 120
-    page.screenshot(path=str(SHOTS / "fleet-page.png"), full_page=False)
-
-
 def test_running_run_counts_change_without_reload(api, aws, page):
     slow = aws.instance_ids[0]
     aws.control.extra_duration(slow, 25)
@@ -174,3 +166,19 @@ def test_anonymous_requests_are_refused(api, failed_run, browser):
     assert answer is not None and answer.status == 401
     assert anonymous.locator("#grid").count() == 0
     anonymous.close()
+
+
+def test_sensor_fleet_link_leads_to_the_page(api, failed_run):
+    run_id, _ = failed_run
+    status, links = api.call("GET", f"{api.run_path(run_id)}/taskInstances/wait/links")
+    assert status == 200, links
+    assert links.get("Fleet", "").endswith(fleet_path(DAG, run_id))
+
+
+def test_fleet_page_on_its_own_for_the_readme(api, page, failed_run):
+    """Last in the module: by then the history chart shows the runs of the tests above."""
+    run_id, bad = failed_run
+    page.set_viewport_size({"width": 1100, "height": 1000})
+    goto(page, fleet_url(api, run_id, f"?instance={bad}"))
+    assert page.locator("#grid a").count() == 120
+    page.screenshot(path=str(SHOTS / "fleet-page.png"), full_page=False)

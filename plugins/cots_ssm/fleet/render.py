@@ -15,6 +15,8 @@ from urllib.parse import quote
 from cots_ssm.fleet.model import FleetPage, Group, HistoryPoint, InstanceView
 from cots_ssm.status import Status
 
+#: Bar slots of the history chart (the data side reads as many runs).
+HISTORY_SLOTS = 30
 #: Seconds between two refreshes of a live page.
 REFRESH_SECONDS = 5
 
@@ -189,7 +191,7 @@ def history_svg(points: Sequence[HistoryPoint], *, width: int = 640, height: int
         return "<p>No earlier runs.</p>"
     longest = max((p.duration_seconds or 0.0) for p in points) or 1.0
     most_failed = max((p.failed or 0) for p in points) or 1
-    step = width / len(points)
+    step = width / max(len(points), HISTORY_SLOTS)  # bars keep their width on a young DAG
     bar_area = height - 50
     parts = [
         f'<svg id="history" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
