@@ -172,7 +172,7 @@ def test_sensor_fleet_link_leads_to_the_page(api, failed_run):
     run_id, _ = failed_run
     status, links = api.call("GET", f"{api.run_path(run_id)}/taskInstances/wait/links")
     assert status == 200, links
-    assert links.get("Fleet", "").endswith(fleet_path(DAG, run_id))
+    assert links["extra_links"]["Fleet"].endswith(fleet_path(DAG, run_id))
 
 
 def test_fleet_page_on_its_own_for_the_readme(api, page, failed_run):

@@ -7,6 +7,7 @@ read through :mod:`cots_ssm.status`, as the sensor reads them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -92,6 +93,20 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return max(0.0, (end - start).total_seconds())
 
 
+@functools.lru_cache(maxsize=256)
+def _conn_id(dag_id: str, task_id: str) -> str:
+    """The AWS connection of the DAG's run task (read once per process: a live page polls)."""
+    try:
+        from airflow.models.serialized_dag import SerializedDagModel
+
+        dag = SerializedDagModel.get_dag(dag_id)
+        task = dag.get_task(task_id) if dag else None
+        return str(getattr(task, "aws_conn_id", None) or "aws_default")
+    except Exception:  # a DAG that no longer parses still has a fleet page
+        log.debug("No AWS connection id for %s.%s; using aws_default", dag_id, task_id, exc_info=True)
+        return "aws_default"
+
+
 class AirflowSource:
     """The fleet page's data from Airflow's metadata database and from SSM through the hook."""
 
@@ -111,16 +126,6 @@ class AirflowSource:
             (x.run_id, x.task_id, x.key): _json(XComModel.deserialize_value(x))
             for x in session.scalars(query)
         }
-
-    def _conn_id(self, dag_id: str, task_id: str) -> str:
-        try:
-            from airflow.models.serialized_dag import SerializedDagModel
-
-            dag = SerializedDagModel.get_dag(dag_id)
-            return str(getattr(dag.get_task(task_id), "aws_conn_id", None) or "aws_default") if dag else ""
-        except Exception:  # a DAG that no longer parses still has a fleet page
-            log.debug("No AWS connection id for %s.%s; using aws_default", dag_id, task_id, exc_info=True)
-            return "aws_default"
 
     def run(self, dag_id: str, run_id: str, run_task_id: str, wait_task_id: str) -> RunFacts | None:
         from airflow.models.dagrun import DagRun
@@ -142,7 +147,7 @@ class AirflowSource:
                 rows=rows if isinstance(rows, list) else None,
                 verdict=xcoms.get((run_id, wait_task_id, "verdict")) or {},
                 sent=xcoms.get((run_id, run_task_id, "return_value")) or {},
-                aws_conn_id=self._conn_id(dag_id, run_task_id) or "aws_default",
+                aws_conn_id=_conn_id(dag_id, run_task_id),
             )
 
     def history(self, dag_id: str, wait_task_id: str, limit: int) -> list[HistoryPoint]:
