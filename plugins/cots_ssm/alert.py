@@ -30,6 +30,7 @@ class FailureAlert:
     :param fleet_size: how many instances the run targeted, if known.
     :param command_links: command id to SSM console URL.
     :param log_group_url: the CloudWatch output log group URL, if CloudWatch output is on.
+    :param fleet_url: the run's fleet page in the Airflow UI (every instance, live).
     :param opening: the first line of the body (default: the COTS batch wording).
     :param headline: what the subject says failed, when no instance is named (default: the task).
     """
@@ -44,6 +45,7 @@ class FailureAlert:
     fleet_size: int | None = None
     command_links: Mapping[str, str] = field(default_factory=dict)
     log_group_url: str = ""
+    fleet_url: str = ""
     opening: str = "Attention required: the COTS batch failed."
     headline: str = ""
 
@@ -86,6 +88,7 @@ class FailureAlert:
             f"Run:  {self.run_id}",
             f"Task: {self.task_id}{try_text}",
             f"Log:  {self.log_url or 'n/a'}",
+            *([f"Fleet: {self.fleet_url}"] if self.fleet_url else []),
             "",
             "Error:",
             *(f"  {line}" for line in (self.error or "n/a").splitlines()[:60]),

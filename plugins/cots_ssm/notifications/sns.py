@@ -11,7 +11,7 @@ from airflow.sdk import BaseNotifier
 
 from cots_ssm.alert import FailureAlert, fifo_ids
 from cots_ssm.hooks.ssm import CancelReport, SsmFleetHook
-from cots_ssm.links.ssm import log_group_url, run_command_url
+from cots_ssm.links.ssm import fleet_page_url, log_group_url, run_command_url
 from cots_ssm.plan import LOOKUP_MARGIN, run_token_digest
 from cots_ssm.status import is_failure, parse_status
 
@@ -76,6 +76,7 @@ class SsmFailureSnsNotifier(BaseNotifier):
             fleet_size=len(sent.get("instance_ids") or rows) or None,
             command_links={cid: run_command_url(region, cid) for cid in sent.get("command_ids") or ()},
             log_group_url=log_group_url(region, sent["log_group"]) if sent.get("log_group") else "",
+            fleet_url=fleet_page_url(ti.dag_id, ti.run_id),
         )
 
     def notify(self, context: Any) -> None:
@@ -190,5 +191,6 @@ class SsmDagRunFailureNotifier(SsmFailureSnsNotifier):
                 headline=f"run failed: {reason or 'ended'}",
                 error=f"The DAG run failed: {REASONS.get(reason, reason or 'no reason given')}. {cleanup}",
                 command_links={cid: run_command_url(region, cid) for cid in (report.found if report else ())},
+                fleet_url=fleet_page_url(dag_id, run_id),
             )
         )

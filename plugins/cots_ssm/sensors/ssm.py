@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from cots_ssm import validation
 from cots_ssm.compat import AirflowException, AirflowFailException, AirflowSensorTimeout
 from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SsmFleetHook, is_transient
-from cots_ssm.links.ssm import SsmRunCommandLink
+from cots_ssm.links.ssm import FleetPageLink, SsmRunCommandLink
 from cots_ssm.plan import attempt_of
 from cots_ssm.status import (
     CommandSummary,
@@ -72,7 +72,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
     template_fields: Sequence[str] = aws_template_fields(
         "command_ids", "max_failed_instances", "failure_policy", "poke_interval_seconds"
     )
-    operator_extra_links = (SsmRunCommandLink(),)
+    operator_extra_links = (SsmRunCommandLink(), FleetPageLink())
     ui_color = "#fbe38b"
 
     def __init__(

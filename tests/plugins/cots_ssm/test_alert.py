@@ -63,6 +63,11 @@ class TestBody:
         assert "more failed instance(s)" in body
         assert "Failed instances (200 of 200)" in body
 
+    def test_links_the_runs_fleet_page_when_given(self):
+        url = "http://airflow:8080/cots-fleet/dags/cots_nightly_batch/runs/scheduled__x"
+        assert f"Fleet: {url}" in alert(fleet_url=url).body()
+        assert "Fleet:" not in alert().body()
+
 
 class TestFifo:
     def test_standard_topic_needs_nothing(self):

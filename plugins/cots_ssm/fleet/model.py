@@ -1,0 +1,198 @@
+"""What the fleet page shows, built from result rows or from live SSM answers.
+
+Pure Python, no Airflow import: the page model comes either from the sensor's recorded ``results``
+rows or from the commands and invocations SSM returns while the run is running; both go through
+:mod:`cots_ssm.status`, so a status is read the same way as the sensor reads it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cots_ssm.plan import attempt_of
+from cots_ssm.status import (
+    CommandSummary,
+    InvocationResult,
+    Outcome,
+    Status,
+    explain,
+    fleet_verdict,
+    is_failure,
+    is_running,
+    parse_status,
+)
+
+#: Console links of one instance: ``(label, url)`` pairs, given by the Airflow side of the page.
+LinkMaker = Callable[[str, str], Sequence[tuple[str, str]]]
+
+
+class Group(enum.StrEnum):
+    """The three things a support engineer asks of a host: still running, fine, or failed."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def group_of(status: Status) -> Group:
+    if is_running(status):
+        return Group.RUNNING
+    return Group.FAILED if is_failure(status) else Group.SUCCEEDED
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """One instance of the run, as the page shows it.
+
+    :param instance_id: the managed instance id.
+    :param status: its invocation :class:`Status`.
+    :param status_details: SSM's ``StatusDetails``.
+    :param exit_code: the script's exit code, ``None`` while running or never started.
+    :param instance_name: the computer name SSM gives, if any.
+    :param command_id: the command whose invocation speaks for the instance.
+    :param started_at: ISO start time of the script.
+    :param duration_seconds: how long the script ran, once it ended.
+    :param stdout_tail: the end of its standard output.
+    :param stderr_tail: the end of its standard error.
+    :param attempt: the attempt of the run that produced the invocation.
+    :param links: console links as ``(label, url)`` pairs.
+    """
+
+    instance_id: str
+    status: Status
+    status_details: str
+    exit_code: int | None = None
+    instance_name: str = ""
+    command_id: str = ""
+    started_at: str | None = None
+    duration_seconds: float | None = None
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    attempt: int = 1
+    links: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def group(self) -> Group:
+        return group_of(self.status)
+
+    @property
+    def explanation(self) -> str:
+        """The status details in words (``the script exited with a non-zero code``)."""
+        return explain(self.status_details)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], links: LinkMaker | None = None) -> InstanceView:
+        """Build from one row of the sensor's ``results`` table (:meth:`FleetVerdict.table`)."""
+        status = parse_status(str(row["status"]))
+        command_id = str(row.get("command_id") or "")
+        code = row.get("exit_code")
+        duration = row.get("duration_seconds")
+        return cls(
+            instance_id=str(row["instance_id"]),
+            status=status,
+            status_details=str(row.get("status_details") or status.value),
+            exit_code=None if code is None else int(code),
+            instance_name=str(row.get("instance_name") or ""),
+            command_id=command_id,
+            started_at=row.get("started_at"),
+            duration_seconds=None if duration is None else float(duration),
+            stdout_tail=str(row.get("stdout_tail") or ""),
+            stderr_tail=str(row.get("stderr_tail") or ""),
+            attempt=int(row.get("attempt") or 1),
+            links=tuple(links(command_id, str(row["instance_id"]))) if links else (),
+        )
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One earlier (or this) run of the DAG in the history chart.
+
+    :param run_id: the DAG run id.
+    :param duration_seconds: the run's wall time, ``None`` while it runs.
+    :param failed: failed instances the sensor recorded, ``None`` if it recorded no verdict.
+    :param state: the run's Airflow state.
+    :param current: whether this is the run the page is about.
+    """
+
+    run_id: str
+    duration_seconds: float | None
+    failed: int | None
+    state: str = ""
+    current: bool = False
+
+
+@dataclass(frozen=True)
+class FleetPage:
+    """Everything the fleet page of one DAG run shows.
+
+    :param dag_id: the DAG.
+    :param run_id: the DAG run.
+    :param run_state: the run's Airflow state (``running``, ``success``, ...).
+    :param live: whether the instances were read from SSM now (the run is running) rather than
+        from the sensor's recorded results; a live page refreshes itself.
+    :param instances: one view per instance, sorted by instance id.
+    :param progress: the verdict's progress line, if known.
+    :param outcome: the fleet verdict (``running``, ``succeeded``, ``failed``), if known.
+    :param commands: ``(command id, console url)`` of the run's commands.
+    :param history: the last runs of the DAG, oldest first.
+    :param note: why the page shows less than expected (e.g. SSM could not be read).
+    """
+
+    dag_id: str
+    run_id: str
+    run_state: str
+    live: bool
+    instances: tuple[InstanceView, ...] = ()
+    progress: str = ""
+    outcome: str = ""
+    commands: tuple[tuple[str, str], ...] = ()
+    history: tuple[HistoryPoint, ...] = ()
+    note: str = ""
+    generated_at: datetime | None = field(default=None, compare=False)
+
+    def counts(self) -> list[tuple[Status, int]]:
+        """How many instances are in each status, in the order of :class:`Status`, zeros left out."""
+        seen = Counter(i.status for i in self.instances)
+        return [(status, seen[status]) for status in Status if seen[status]]
+
+    def group_counts(self) -> dict[Group, int]:
+        seen = Counter(i.group for i in self.instances)
+        return {group: seen[group] for group in Group}
+
+    def slowest(self, count: int = 5) -> list[InstanceView]:
+        """The instances that ran longest, longest first."""
+        timed = [i for i in self.instances if i.duration_seconds is not None]
+        return sorted(timed, key=lambda i: (-(i.duration_seconds or 0.0), i.instance_id))[:count]
+
+    def find(self, instance_id: str) -> InstanceView | None:
+        return next((i for i in self.instances if i.instance_id == instance_id), None)
+
+
+def views_from_rows(rows: Iterable[Mapping[str, Any]], links: LinkMaker | None = None) -> list[InstanceView]:
+    """Instance views of recorded result rows, sorted by instance id."""
+    return sorted((InstanceView.from_row(r, links) for r in rows), key=lambda i: i.instance_id)
+
+
+def live_rows(
+    commands: Sequence[Mapping[str, Any]], invocations: Iterable[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Result rows and a verdict summary from ListCommands / ListCommandInvocations answers.
+
+    The same reading as the sensor's: the last command listing an instance speaks for it, and the
+    rows are :meth:`FleetVerdict.table` rows with the attempt of their command.
+    """
+    summaries = [CommandSummary.from_api(c) for c in commands]
+    verdict = fleet_verdict(summaries, [InvocationResult.from_api(i) for i in invocations])
+    attempts = {c["CommandId"]: attempt_of(c) for c in commands}
+    rows = verdict.table()
+    for row in rows:
+        row["attempt"] = attempts.get(row["command_id"]) or 1
+    summary = verdict.summary()
+    # The run's tolerance is the sensor's to apply: live, the page only says whether it still runs.
+    summary["outcome"] = Outcome.RUNNING.value if verdict.outcome is Outcome.RUNNING else ""
+    return rows, summary
