@@ -12,18 +12,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from cots_ssm.status import InvocationResult, is_running, is_success
+from cots_ssm.status import InvocationResult, is_running, is_success, latest_per_instance
 
 #: How an instance that no earlier command ever listed is counted.
 NEVER_STARTED = "never started"
-
-
-def latest_per_instance(ordered: Iterable[InvocationResult]) -> dict[str, InvocationResult]:
-    """The latest invocation of each instance, from invocations in command order (later wins)."""
-    latest: dict[str, InvocationResult] = {}
-    for invocation in ordered:
-        latest[invocation.instance_id] = invocation
-    return latest
 
 
 @dataclass(frozen=True)

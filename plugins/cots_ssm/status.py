@@ -492,6 +492,14 @@ class FailurePolicy(enum.StrEnum):
             ) from None
 
 
+def latest_per_instance(ordered: Iterable[InvocationResult]) -> dict[str, InvocationResult]:
+    """The latest invocation of each instance, from invocations in command order (later wins)."""
+    latest: dict[str, InvocationResult] = {}
+    for invocation in ordered:
+        latest[invocation.instance_id] = invocation
+    return latest
+
+
 def _effective(
     commands: Sequence[CommandSummary], invocations: Iterable[InvocationResult]
 ) -> tuple[dict[str, InvocationResult], int]:
@@ -501,10 +509,8 @@ def _effective(
     before the command that replaced it): the last command listing an instance speaks for it.
     """
     order = {c.command_id: n for n, c in enumerate(commands)}
-    unique = list(invocations)
-    latest: dict[str, InvocationResult] = {}
-    for invocation in sorted(unique, key=lambda i: order.get(i.command_id, len(order))):
-        latest[invocation.instance_id] = invocation
+    unique = sorted(invocations, key=lambda i: order.get(i.command_id, len(order)))
+    latest = latest_per_instance(unique)
     return latest, len(unique) - len(latest)
 
 

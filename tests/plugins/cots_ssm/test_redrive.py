@@ -1,5 +1,5 @@
-from cots_ssm.redrive import NEVER_STARTED, latest_per_instance, plan_redrive
-from cots_ssm.status import InvocationResult, Status
+from cots_ssm.redrive import NEVER_STARTED, plan_redrive
+from cots_ssm.status import InvocationResult, Status, latest_per_instance
 
 IDS = [f"i-{n:017x}" for n in range(120)]
 
