@@ -136,3 +136,45 @@ def api(emulator, tmp_path_factory):
         )
         client.late_scheduled_run = runs["dag_runs"][0]
         yield client
+
+
+# Debian's chromium under Playwright (REFERENCE 8): no sandbox or GPU here, nothing fetched.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium, one per browser test module."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def log_in(api):
+    """Log a page in as the standalone admin, through the UI's login form."""
+
+    def log_in_page(page) -> None:
+        page.goto(api.base + "/", wait_until="networkidle")
+        inputs = page.locator("input")
+        inputs.nth(0).fill("admin")
+        inputs.nth(1).fill(json.loads(api.password_file.read_text())["admin"])
+        page.keyboard.press("Enter")
+        page.wait_for_url(lambda url: "login" not in url, timeout=30_000)
+        page.wait_for_load_state("networkidle")
+
+    return log_in_page

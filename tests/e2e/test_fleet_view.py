@@ -7,7 +7,6 @@ without a reload; host output never runs in the browser; anonymous requests are 
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import urllib.error
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import sync_playwright
 
 from cots_ssm.fleet.urls import fleet_path
 
@@ -30,28 +28,10 @@ DAG = "cots_nightly_batch"
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "e2e-screenshots"
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
-def page(api, browser):
+def page(api, browser, log_in):
     """A page of a logged-in admin (the session cookie is what the fleet page accepts)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -59,13 +39,7 @@ def page(api, browser):
     dialogs: list[str] = []
     tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     tab.dialogs = dialogs
-    tab.goto(api.base + "/", wait_until="networkidle")
-    inputs = tab.locator("input")
-    inputs.nth(0).fill("admin")
-    inputs.nth(1).fill(json.loads(api.password_file.read_text())["admin"])
-    tab.keyboard.press("Enter")
-    tab.wait_for_url(lambda url: "login" not in url, timeout=30_000)
-    tab.wait_for_load_state("networkidle")
+    log_in(tab)
     yield tab
     context.close()
 

@@ -6,14 +6,12 @@ instance id carrying a shell command is refused before any run exists, so nothin
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import urllib.parse
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import sync_playwright
 
 pytestmark = [
     pytest.mark.e2e,
@@ -22,38 +20,13 @@ pytestmark = [
     ),
 ]
 DAG = "cots_nightly_batch"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
-def form(api, browser):
+def form(api, browser, log_in):
     """The DAG page of a logged-in admin, with the trigger form open."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(api.base + "/", wait_until="networkidle")
-    inputs = page.locator("input")
-    inputs.nth(0).fill("admin")
-    inputs.nth(1).fill(json.loads(api.password_file.read_text())["admin"])
-    page.keyboard.press("Enter")
-    page.wait_for_url(lambda url: "login" not in url, timeout=30_000)
-    page.wait_for_load_state("networkidle")
+    log_in(page)
     for attempt in range(3):  # the login redirect may still abort the first navigation
         try:
             page.goto(f"{api.base}/dags/{DAG}", wait_until="networkidle")
