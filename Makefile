@@ -19,11 +19,15 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-# Debian tools some tests use: headless Chromium (the trigger-form test) and docker-compose
-# (validates docker-compose.yaml). Installed when missing and apt can run; else those tests skip.
-SYSTEM_TOOLS := chromium docker-compose
+# Debian tools some tests use, as command:package (the command probed, the package installed):
+# headless Chromium (the trigger-form test), docker-compose (validates docker-compose.yaml), and
+# Redis and PostgreSQL (the distributed suite starts them as ordinary processes in a temp folder;
+# PostgreSQL's binaries are off PATH, so its wrapper pg_ctlcluster is probed). Installed when
+# missing and apt can run; else those tests skip.
+SYSTEM_TOOLS := chromium:chromium docker-compose:docker-compose redis-server:redis-server \
+	pg_ctlcluster:postgresql
 system-tools:
-	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 			&& (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null 2>&1; \

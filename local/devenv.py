@@ -34,9 +34,20 @@ class LocalAws:
 
 
 @contextlib.contextmanager
-def emulator(port: int = 0, instances: int = 3, tag: str = "Role=cots") -> Iterator[LocalAws]:
-    """Start ``python -m ssm_emulator`` and stop it (and every script it runs) on exit."""
-    with tempfile.TemporaryDirectory(prefix="cots-emulator-") as state:
+def emulator(
+    port: int = 0,
+    instances: int = 3,
+    tag: str = "Role=cots",
+    state_root: Path | None = None,
+    own_group: bool = False,
+) -> Iterator[LocalAws]:
+    """Start ``python -m ssm_emulator`` and stop it (and every script it runs) on exit.
+
+    :param state_root: the folder its state folder is made in (default: the system's temp folder).
+    :param own_group: start it in a process group of its own (out of reach of the terminal's Ctrl-C,
+        which then stops it through the ``with`` block only).
+    """
+    with tempfile.TemporaryDirectory(prefix="cots-emulator-", dir=state_root) as state:
         info_file = Path(state) / "info.json"
         command = [
             sys.executable, "-m", "ssm_emulator", "--port", str(port), "--instances", str(instances),
@@ -47,7 +58,9 @@ def emulator(port: int = 0, instances: int = 3, tag: str = "Role=cots") -> Itera
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT / "local"), os.environ.get("PYTHONPATH", "")]),
         }
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, text=True, start_new_session=own_group
+        )
         try:
             _wait_ready(process)
             info = json.loads(info_file.read_text())

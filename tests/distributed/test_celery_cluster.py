@@ -1,0 +1,187 @@
+"""The nightly DAG on CeleryExecutor, PostgreSQL and Redis with two workers, over 200 emulated instances.
+
+Each run targets the 200 instances by id: 4 chunks, so 4 SendCommand calls, and the sensor polls
+every 10 s (compose's ``COTS_BATCH_POLL_SECONDS``), each poke a Celery task of its own. The faults
+are the ones fleet runs meet in production: pokes on different workers, a worker killed mid-poke,
+a scheduler restarted mid-run, a failing fleet. The last test stops the stack and checks that no
+process of it is left.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import Counter
+
+import pytest
+from cluster import WORKERS, descendants, wait_until
+
+from ssm_emulator.__main__ import process_gone
+
+pytestmark = pytest.mark.distributed
+INSTANCES = 200  # the cluster fixture's emulator
+CHUNKS = INSTANCES // 50
+QUEUE = "default"  # Airflow's default Celery queue: every task of the DAG goes there
+
+
+def other_worker(name: str) -> str:
+    (other,) = set(WORKERS) - {name}
+    return other
+
+
+def each_ran_once(aws) -> None:
+    executions = aws.control.executions()
+    assert Counter(executions.get(i, 0) for i in aws.instance_ids) == {1: INSTANCES}, executions
+    assert aws.control.counters()["SendCommand"]["accepted"] == CHUNKS, "one SendCommand per chunk of 50"
+
+
+def trigger(api, aws, duration: int) -> str:
+    return api.trigger({"instance_ids": aws.instance_ids, "script_arguments": ["--duration", str(duration)]})
+
+
+def seconds_running(watch, end: float) -> float:
+    """Time the wait task spent running (a poke in a worker) according to the samples."""
+    samples = [*watch.samples, None]
+    return sum(
+        ((after.at if after else end) - sample.at)
+        for sample, after in zip(samples, samples[1:], strict=False)
+        if sample and sample.state == "running"
+    )
+
+
+def test_pokes_run_on_both_workers_and_no_slot_is_held_between_them(cluster, api, aws, watch_wait):
+    """A 200-instance run succeeds; its pokes ran on both workers; between pokes no worker runs anything.
+
+    Which worker ran a poke is Airflow's own record: the task instance's ``hostname`` (each worker's
+    ``hostname_callable`` answers its name), sampled from the metadata database with the poke's
+    pid. Celery gives a free message to whichever idle worker asks first, and one worker may win
+    every time; so, as a drain does in production, once a poke ends the worker that ran it stops
+    consuming the queue (Celery ``cancel_consumer``) and the other resumes (``add_consumer``): the
+    next poke must land on the other worker. Between pokes the task instance is
+    ``up_for_reschedule`` and, within seconds of a poke's end, Celery ``inspect active`` shows no task
+    on either worker until the next poke; the pokes' running time is a fraction of the wall time.
+    """
+    app = cluster.celery_app()
+    nodes = cluster.ping_workers()
+    idle_checks: list[tuple[float, str | None]] = []  # (seconds until both workers idle, TI state then)
+
+    def alternate(sample) -> None:
+        if sample.state != "up_for_reschedule" or sample.hostname not in WORKERS:
+            return
+        app.control.cancel_consumer(QUEUE, destination=[nodes[sample.hostname]], reply=True)
+        app.control.add_consumer(QUEUE, destination=[nodes[other_worker(sample.hostname)]], reply=True)
+        # The poke's Celery task ends a moment after it recorded up_for_reschedule (log upload, exit).
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            active = app.control.inspect(destination=list(nodes.values()), timeout=1).active() or {}
+            if set(active) == set(nodes.values()) and not any(active.values()):
+                idle_checks.append((time.monotonic() - sample.at, api.task_state(run_id, "wait")))
+                return
+            time.sleep(0.5)
+        idle_checks.append((float("inf"), api.task_state(run_id, "wait")))
+
+    run_id = trigger(api, aws, duration=30)
+    watch = watch_wait(run_id, on_change=alternate)
+    try:
+        with watch:
+            finished = api.wait_for_run(run_id, timeout=300)
+            end = time.monotonic()
+    finally:
+        for node in nodes.values():
+            app.control.add_consumer(QUEUE, destination=[node], reply=True)
+
+    assert finished["state"] == "success"
+    pokes = watch.pokes()
+    assert len(pokes) >= 3, watch.samples
+    assert {p.hostname for p in pokes} == set(WORKERS), [(p.pid, p.hostname) for p in pokes]
+    assert all(a.hostname != b.hostname for a, b in zip(pokes, pokes[1:], strict=False)), "each on the other"
+    assert len(idle_checks) >= 2, idle_checks
+    assert all(waited < 8 and state == "up_for_reschedule" for waited, state in idle_checks), idle_checks
+    between = [s.state for s in watch.samples if pokes[0].at < s.at < pokes[-1].at and s.state != "running"]
+    assert set(between) <= {"up_for_reschedule", "scheduled", "queued"}, between
+    first = pokes[0].at
+    busy = seconds_running(watch, end)
+    workers = sorted({p.hostname for p in pokes})
+    print(f"\n{len(pokes)} pokes on {workers}: {busy:.1f} s running in {end - first:.1f} s")
+    assert busy < 0.5 * (end - first), "a slot was held between pokes"
+
+    each_ran_once(aws)
+    rows = api.xcom(run_id, "wait", "results")
+    assert len(rows) == INSTANCES and {r["status"] for r in rows} == {"Success"}
+
+
+def test_a_worker_killed_mid_poke_the_run_still_ends_and_each_instance_ran_once(
+    cluster, api, aws, watch_wait
+):
+    """``kill -9`` of the whole worker running a poke (main process and children); a new worker starts.
+
+    Airflow's own mechanism takes over: the task instance's heartbeat stops, the scheduler fails
+    that try after the heartbeat timeout, and the retry pokes the commands already sent.
+    """
+    run_id = trigger(api, aws, duration=30)
+    with watch_wait(run_id) as watch:
+        deadline = time.monotonic() + 180
+        while True:
+            poke = watch.wait_for(
+                lambda s: s.state == "running" and s.hostname in WORKERS and s.pid, 180, "a poke to run"
+            )
+            victim = poke.hostname
+            if poke.pid in descendants(cluster.group_of(victim)):
+                killed = cluster.kill_airflow(victim)
+                break
+            assert time.monotonic() < deadline, "never caught a poke running"  # it ended first: next one
+            watch.samples.clear()
+        assert poke.pid in killed
+        wait_until(lambda: all(process_gone(pid) for pid in killed), 10, "every killed process to end")
+        cluster.start_airflow(victim)
+        finished = api.wait_for_run(run_id, timeout=360)
+
+    assert finished["state"] == "success"
+    status, wait = api.call("GET", f"{api.run_path(run_id)}/taskInstances/wait")
+    assert wait["try_number"] >= 2, "Airflow retried the poke of the killed worker"
+    assert {p.try_number for p in watch.pokes()} >= {1, 2}
+    each_ran_once(aws)
+
+
+def test_a_scheduler_stopped_and_restarted_mid_run_the_run_still_ends_and_each_instance_ran_once(
+    cluster, api, aws, watch_wait
+):
+    """SIGTERM to the scheduler once the sensor waits between pokes, 15 s without one, then a new one."""
+    run_id = trigger(api, aws, duration=30)
+    with watch_wait(run_id) as watch:
+        watch.wait_for(lambda s: s.state == "up_for_reschedule", 180, "the first poke to end")
+        cluster.stop_airflow("scheduler")
+        time.sleep(15)
+        restarted = time.monotonic()
+        cluster.start_airflow("scheduler")
+        finished = api.wait_for_run(run_id, timeout=300)
+
+    assert finished["state"] == "success"
+    assert [p for p in watch.pokes() if p.at > restarted], "the new scheduler scheduled the next pokes"
+    each_ran_once(aws)
+
+
+def test_a_failing_run_alerts_through_sns_and_leaves_nothing_running(cluster, api, aws, alerts, run_safety):
+    """Three instances (in chunks 1, 2 and 4) exit 4: the run fails, one alert names them, nothing runs on."""
+    bad = sorted([aws.instance_ids[10], aws.instance_ids[60], aws.instance_ids[160]])
+    for instance_id in bad:
+        aws.control.force_exit(instance_id, 4)
+    run_id = trigger(api, aws, duration=3)
+    assert api.wait_for_run(run_id, timeout=300)["state"] == "failed"
+    assert api.task_state(run_id, "wait") == "failed"
+    (alert,) = run_safety.alerts_for(alerts, run_id, wait=10)
+    assert all(f"- {i}" in alert["Message"] for i in bad), alert["Message"]
+    assert alert["Message"].count("exit code 4") == len(bad)
+    assert run_safety.nothing_left_running(aws, run_id)
+    each_ran_once(aws)
+
+
+def test_no_process_of_the_suite_outlives_it(cluster):
+    """Stop the stack as the fixture does: no PostgreSQL, Redis, Airflow or emulator process is left."""
+    ports = [cluster.ports.postgres, cluster.ports.redis, cluster.ports.api_server]
+    ports += cluster.ports.worker_logs.values()
+    cluster.stop()
+    assert cluster.leftovers() == []
+    for port in ports:
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass
