@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from devenv import ROOT, VENV_BIN, LocalAws, emulator
+from devenv import ROOT, VENV_BIN, LocalAws, emulator, raise_on_sigterm
 
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 HOSTNAME_VARIABLE = "COTS_CLUSTER_HOSTNAME"
@@ -254,6 +255,7 @@ class Cluster:
     def start(self) -> None:
         """Start PostgreSQL, Redis, the emulator, migrate, then every Airflow service and both workers."""
         atexit.register(self.stop)
+        _exit_on_sigterm()
         self._start_postgres()
         self._start("redis", self._redis_command(), as_postgres=False)
         self.aws = self._stack.enter_context(
@@ -489,6 +491,18 @@ class Cluster:
         return list(_processes_of(self.groups, str(self.root)))
 
 
+def _exit_on_sigterm() -> None:
+    """Let a SIGTERM (a CI timeout) stop the cluster as Ctrl-C does, unless someone else handles it.
+
+    pytest ends the session on KeyboardInterrupt and runs the fixtures' finalizers; ``atexit`` follows.
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    ):
+        raise_on_sigterm()
+
+
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid`` (children, their children, ...)."""
     children: dict[int, list[int]] = {}
@@ -524,9 +538,6 @@ def _processes_of(groups: set[int], folder: str) -> Iterator[str]:
 
 
 if __name__ == "__main__":  # a manual look: start the cluster, print where it is, stop on Ctrl-C
-    from devenv import raise_on_sigterm
-
-    raise_on_sigterm()
     with Cluster(instances=int(sys.argv[1]) if len(sys.argv) > 1 else 200) as cluster:
         print(f"Airflow on {cluster.api_url}, everything under {cluster.root}; Ctrl-C stops it", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
