@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.parse
 from collections import Counter
 
 import pytest
@@ -21,6 +22,7 @@ from ssm_emulator.__main__ import process_gone
 pytestmark = pytest.mark.distributed
 INSTANCES = 200  # the cluster fixture's emulator
 CHUNKS = INSTANCES // 50
+DAG = "cots_nightly_batch"
 QUEUE = "default"  # Airflow's default Celery queue: every task of the DAG goes there
 
 
@@ -140,6 +142,11 @@ def test_a_worker_killed_mid_poke_the_run_still_ends_and_each_instance_ran_once(
     status, wait = api.call("GET", f"{api.run_path(run_id)}/taskInstances/wait")
     assert wait["try_number"] >= 2, "Airflow retried the poke of the killed worker"
     assert {p.try_number for p in watch.pokes()} >= {1, 2}
+    query = urllib.parse.urlencode(
+        {"dag_id": DAG, "run_id": run_id, "task_id": "wait", "event": "heartbeat timeout"}
+    )
+    status, events = api.call("GET", f"/api/v2/eventLogs?{query}")
+    assert status == 200 and events["total_entries"] == 1, events  # the scheduler's own audit record
     each_ran_once(aws)
 
 
