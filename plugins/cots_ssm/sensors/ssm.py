@@ -14,9 +14,14 @@ from botocore.exceptions import ClientError
 
 from cots_ssm import validation
 from cots_ssm.compat import AirflowException, AirflowFailException, AirflowSensorTimeout
-from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SsmFleetHook, is_transient
+from cots_ssm.hooks.ssm import (
+    DEFAULT_BOTOCORE_CONFIG,
+    MAX_OUTPUT_FETCHES,
+    SsmFleetHook,
+    attempts_of,
+    is_transient,
+)
 from cots_ssm.links.ssm import FleetPageLink, SsmRunCommandLink
-from cots_ssm.plan import attempt_of
 from cots_ssm.status import (
     CommandSummary,
     FailurePolicy,
@@ -24,7 +29,9 @@ from cots_ssm.status import (
     FleetVerdict,
     InvocationResult,
     Outcome,
-    fleet_verdict,
+    check_verdict,
+    commands_to_describe,
+    with_attempts,
 )
 
 if TYPE_CHECKING:
@@ -32,16 +39,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: At most this many failed instances get their full output read with GetCommandInvocation.
-MAX_OUTPUT_FETCHES = 50
+__all__ = ["MAX_OUTPUT_FETCHES", "SsmRunCommandFleetSensor"]
 
 
 class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
     """Watch every invocation of one or more SSM commands until the fleet verdict is known.
 
-    Each poke reads all pages of every command, logs one progress line and the instances that
-    finished since the previous poke, and pushes the per-instance result table to XCom (key
-    ``results``). Commands are given oldest first: for an instance listed by several (an earlier
+    Each check reads every page of invocations of every command (one ListCommandInvocations call per
+    50 instances) and ListCommands only where it changes the verdict, logs one progress line and
+    the instances that finished since the previous check, and pushes the per-instance result table
+    to XCom (key ``results``). Commands are given oldest first: for an instance listed by several (an earlier
     attempt of a redriven run), the last one counts. It succeeds when every instance has finished
     within the failure tolerance, and fails with every failed instance named with its status
     details, exit code and the end of its stderr: once all have finished (``failure_policy``
@@ -162,25 +169,27 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         raise AssertionError("unreachable")
 
     def read_verdict(self) -> FleetVerdict:
-        """List every page of every watched command and turn it into a fleet verdict."""
-        commands = self._with_retries("ListCommands", self.hook.get_commands, self.watched)
-        self.attempts = {c["CommandId"]: attempt_of(c) for c in commands}
-        invocations: list[InvocationResult] = []
-        for command_id in self.watched:
-            items = self._with_retries(
+        """One check at the AWS-call floor: every page of invocations, ListCommands only where needed.
+
+        See :func:`cots_ssm.status.commands_to_describe` for when ListCommands is read.
+        """
+        listed = {
+            command_id: self._with_retries(
                 f"ListCommandInvocations {command_id}", self.hook.list_invocations, command_id
             )
-            invocations += [InvocationResult.from_api(i) for i in items]
-        summaries = [CommandSummary.from_api(c) for c in commands]
-        return fleet_verdict(summaries, invocations, self.tolerance, self.policy)
+            for command_id in self.watched
+        }
+        items = [item for found in listed.values() for item in found]
+        invocations = [InvocationResult.from_api(item) for item in items]
+        needed = commands_to_describe(self.watched, invocations, self.tolerance, self.policy)
+        commands = self._with_retries("ListCommands", self.hook.get_commands, needed) if needed else []
+        self.attempts = {**attempts_of(commands), **attempts_of(items)}
+        described = {c["CommandId"]: CommandSummary.from_api(c) for c in commands}
+        return check_verdict(self.watched, invocations, described, self.tolerance, self.policy)
 
     def _table(self, verdict: FleetVerdict) -> list[dict[str, Any]]:
         """The per-instance table, each row with the attempt of the run that produced it."""
-        rows = verdict.table(tail_lines=self.output_tail_lines)
-        attempts = getattr(self, "attempts", {})
-        for row in rows:
-            row["attempt"] = attempts.get(row["command_id"]) or 1
-        return rows
+        return with_attempts(verdict.table(tail_lines=self.output_tail_lines), getattr(self, "attempts", {}))
 
     def _with_full_output(self, verdict: FleetVerdict) -> FleetVerdict:
         """Read stdout/stderr of failed instances in full (8,000 chars of stderr, not 2,500 in all)."""
