@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
 from devenv import LocalAws, airflow_env, migrate, standalone
 
@@ -130,3 +131,27 @@ def test_a_run_can_choose_reschedule_from_the_param(airflow, aws):
     _, finished, seen = run_and_watch(airflow, {"deferrable": False, "seconds": 6})
     assert finished["state"] == "success", (finished, seen)
     assert "up_for_reschedule" in seen and "deferred" not in seen, seen
+
+
+def test_marking_the_deferred_wait_failed_cancels_the_commands(airflow, aws):
+    """Airflow calls the trigger's on_kill on a user action (not on a triggerer restart)."""
+    status, run = airflow.call(
+        "POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {"seconds": 300}}
+    )
+    assert status == 200, run
+    path = f"/api/v2/dags/{DAG}/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
+    airflow.wait_for(f"{path}/taskInstances/wait", lambda ti: ti.get("state") == "deferred", 120, "deferral")
+    status, _ = airflow.call("PATCH", f"{path}/taskInstances/wait", {"new_state": "failed"})
+    assert status == 200
+    command_ids = airflow.wait_for(
+        f"{path}/taskInstances/run/xcomEntries/command_ids", lambda entry: entry.get("value"), 30, "the ids"
+    )["value"]
+    command_ids = json.loads(command_ids) if isinstance(command_ids, str) else command_ids
+    ssm = boto3.client("ssm", endpoint_url=aws.endpoint_url, region_name="us-east-1")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = {ssm.list_commands(CommandId=c)["Commands"][0]["Status"] for c in command_ids}
+        if found == {"Cancelled"} and not aws.control.live_process_groups():
+            return
+        time.sleep(1)
+    raise AssertionError(f"still running after the wait was marked failed: {found}")

@@ -69,7 +69,8 @@ class SsmFleetTrigger(BaseTrigger):
     :param verify: whether to verify SSL certificates, or a CA bundle path (default: None).
     :param botocore_config: botocore client configuration as a dict (default: None).
     :param output_tail_lines: lines of stdout/stderr kept per instance in the table (default: 20).
-    :param cancel_on_timeout: cancel the commands still running at the deadline (default: True).
+    :param cancel_on_timeout: cancel the commands still running at the deadline, or when a user
+        kills the deferred task (default: True).
     :param max_consecutive_api_errors: transient AWS errors in a row a check absorbs (default: 5).
     """
 
@@ -235,6 +236,15 @@ class SsmFleetTrigger(BaseTrigger):
             "failure_summary": verdict.failure_summary() if verdict.outcome is Outcome.FAILED else "",
             "cancelled": cancelled,
         }
+
+    async def on_kill(self) -> None:
+        """Cancel what still runs when a user marks, clears or fails the deferred task.
+
+        The triggerer calls it only for such a user action (Airflow 3.3; 3.0.6 has no such call), never
+        when it restarts or hands the trigger to another triggerer: the wait then goes on there.
+        """
+        if self.cancel_on_timeout:
+            await self._cancel_running("the task was killed while deferred")
 
     def _log_newly_finished(self, verdict: FleetVerdict) -> None:
         for invocation in verdict.finished:

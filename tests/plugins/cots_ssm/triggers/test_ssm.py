@@ -129,6 +129,12 @@ class TestVerdicts:
         wait_until(lambda: set(statuses(ssm, sent["command_ids"]).values()) == {"Cancelled"}, what="cancel")
         wait_until(lambda: aws.control.live_process_groups() == [], what="no script left running")
 
+    def test_on_kill_cancels_what_still_runs(self, aws, ssm, make_context):
+        sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 60"])
+        asyncio.run(trigger(sent["command_ids"]).on_kill())
+        wait_until(lambda: set(statuses(ssm, sent["command_ids"]).values()) == {"Cancelled"}, what="cancel")
+        wait_until(lambda: aws.control.live_process_groups() == [], what="no script left running")
+
     def test_a_restarted_trigger_finishes_with_the_original_deadline(self, aws, make_context):
         bad = aws.instance_ids[2]
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 3", *fail_on(bad, 9)])
