@@ -575,28 +575,31 @@ def commands_to_describe(
     """The commands a check must read with ListCommands; the others speak through their invocations.
 
     A check lists every page of invocations of each command (the floor: one ListCommandInvocations
-    call per 50 instances). ListCommands is read only where it can change the verdict:
+    call per 50 instances). While any invocation still runs, the fleet is running whatever
+    ListCommands says, so it is read only where it can fail the run at once (``cancel`` policy):
 
-    - a command that listed no invocation yet: its status tells "not yet" from "never" (no
-      instance in the tag, every instance refused);
-    - a command whose listed invocations have all finished: its target count tells whether the
-      list is complete, before success or failure is declared;
-    - with a percentage tolerance under the ``cancel`` policy, once more invocations failed than
-      the listed ones tolerate: only the target counts tell whether that is too many.
+    - a command that listed no invocation yet: it may have ended with none (no instance in the
+      tag, every instance refused), a failure no instance shows;
+    - with a percentage tolerance, once more invocations failed than the listed ones tolerate:
+      only the target counts tell whether that is too many.
 
-    A command with an invocation still running is running, whatever ListCommands would say.
+    Once no listed invocation runs, every command is read (each has listed nothing or only ended
+    invocations): its status tells "not yet" from "never", and its target count whether the list
+    is complete, before success or failure is declared.
     """
     limit, policy = FailureTolerance.parse(tolerance), FailurePolicy.parse(policy)
     per_command: dict[str, list[InvocationResult]] = {command_id: [] for command_id in command_ids}
     for invocation in invocations:
         per_command.setdefault(invocation.command_id, []).append(invocation)
-    wanted = [cid for cid in command_ids if all(i.finished for i in per_command[cid])]
-    if limit.percent and policy is FailurePolicy.CANCEL:
-        ordered = [i for cid in command_ids for i in per_command[cid]]
-        latest = latest_per_instance(ordered).values()
+    if all(i.finished for cid in command_ids for i in per_command[cid]):
+        return list(command_ids)
+    if policy is FailurePolicy.FINISH:
+        return []
+    if limit.percent:
+        latest = latest_per_instance(i for cid in command_ids for i in per_command[cid]).values()
         if sum(1 for i in latest if i.failed) > limit.allowed(len(latest)):
             return list(command_ids)
-    return wanted
+    return [cid for cid in command_ids if not per_command[cid]]
 
 
 def check_verdict(

@@ -2,7 +2,8 @@
 
 The floor of a check is the pages of ListCommandInvocations: ceil(n/50) per command of n instances
 (at least 1). A check that finds the fleet running costs exactly that; ListCommands is added only
-where it changes the verdict (see ``cots_ssm.status.commands_to_describe``).
+where it changes the verdict: once nothing runs, or under the cancel policy (see
+``cots_ssm.status.commands_to_describe``).
 """
 
 import asyncio
@@ -94,6 +95,24 @@ def test_running_check_costs_the_floor_and_the_final_one_what_it_needs(
     pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_ids[-1])
     last_page = list(pages)[-1]["CommandInvocations"]
     assert bad in [i["InstanceId"] for i in last_page], "the failure must sit on the last page"
+
+
+@pytest.mark.parametrize("reader", ["sensor", "trigger"])
+def test_commands_that_ended_while_others_run_cost_nothing_more(aws, fleets, ssm, make_context, reader):
+    fleet = fleets[120]
+    aws.control.set_offline(fleet[100:])  # the third command (20 instances) stays Pending
+    sent = SsmRunCommandOperator(
+        task_id="run", preflight=False, instance_ids=fleet, commands=["true"], max_concurrency="100%"
+    ).execute(make_context())
+    command_ids = sent["command_ids"]
+    try:
+        wait_ended(ssm, command_ids[:2])
+        verdict, used = counted(aws, reader, command_ids)
+        assert verdict.outcome is Outcome.RUNNING and len(verdict.finished) == 100
+        assert used == {"ListCommandInvocations": 3}, "the floor: 3 commands of at most 50"
+    finally:
+        aws.control.set_offline(fleet[100:], offline=False)
+        wait_ended(ssm, command_ids)
 
 
 @pytest.mark.parametrize("reader", ["sensor", "trigger"])

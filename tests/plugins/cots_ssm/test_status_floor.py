@@ -37,13 +37,25 @@ class TestCommandsToDescribe:
         found = [inv(IDS[0], Status.SUCCESS), inv(IDS[1], running)]
         assert commands_to_describe(["cmd-1"], found) == []
 
-    def test_a_command_with_no_invocation_yet_is_described(self):
-        assert commands_to_describe(["cmd-1", "cmd-2"], [inv(IDS[0], command_id="cmd-2")]) == ["cmd-1"]
-
     @pytest.mark.parametrize("ended", sorted(SUCCESS_STATUSES | FAILURE_STATUSES))
-    def test_a_command_whose_listed_invocations_all_ended_is_described(self, ended):
-        found = [inv(IDS[0], ended), inv(IDS[1], Status.SUCCESS), inv(IDS[2], command_id="cmd-2")]
-        assert commands_to_describe(["cmd-1", "cmd-2"], found) == ["cmd-1"]
+    def test_once_nothing_runs_every_command_is_described(self, ended):
+        found = [inv(IDS[0], ended), inv(IDS[1], Status.SUCCESS), inv(IDS[2], ended, command_id="cmd-2")]
+        assert commands_to_describe(["cmd-1", "cmd-2"], found) == ["cmd-1", "cmd-2"]
+
+    def test_a_first_check_that_lists_nothing_describes_every_command(self):
+        assert commands_to_describe(["cmd-1", "cmd-2"], []) == ["cmd-1", "cmd-2"]
+
+    @pytest.mark.parametrize("policy", list(FailurePolicy))
+    def test_a_command_that_ended_while_others_run_is_not_described(self, policy):
+        found = [inv(IDS[0], Status.SUCCESS), inv(IDS[1], Status.FAILED), inv(IDS[2], command_id="cmd-2")]
+        assert commands_to_describe(["cmd-1", "cmd-2"], found, 5, policy) == []
+
+    def test_under_finish_a_command_with_nothing_listed_waits_while_others_run(self):
+        assert commands_to_describe(["cmd-1", "cmd-2"], [inv(IDS[0], command_id="cmd-2")]) == []
+
+    def test_under_cancel_a_command_with_nothing_listed_is_described_it_may_have_failed(self):
+        found = [inv(IDS[0], command_id="cmd-2")]
+        assert commands_to_describe(["cmd-1", "cmd-2"], found, 0, "cancel") == ["cmd-1"]
 
     def test_a_count_tolerance_needs_no_target_count(self):
         found = [inv(IDS[0], Status.FAILED), inv(IDS[1])]
@@ -64,7 +76,7 @@ class TestCommandsToDescribe:
     def test_a_failure_superseded_by_a_later_attempt_does_not_count(self):
         found = [inv(IDS[0], Status.FAILED, "cmd-1"), inv(IDS[0], Status.IN_PROGRESS, "cmd-2")]
         found.append(inv(IDS[1], command_id="cmd-2"))
-        assert commands_to_describe(["cmd-1", "cmd-2"], found, "10%", "cancel") == ["cmd-1"]
+        assert commands_to_describe(["cmd-1", "cmd-2"], found, "10%", "cancel") == []
 
 
 class TestCheckVerdict:
