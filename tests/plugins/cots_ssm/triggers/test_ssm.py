@@ -213,6 +213,24 @@ class TestSensorGlue:
         assert before + 600 <= trig.deadline <= time.time() + 600
         assert trig.aws_conn_id == "aws_default"
 
+    def test_deferred_wait_resumes_with_the_triggers_event(self, aws, make_context):
+        """execute -> TaskDeferred -> the trigger's run (sensor's botocore config) -> execute_complete."""
+        sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 3", "echo ok"])
+        op = SsmRunCommandFleetSensor(
+            task_id="wait", command_ids=sent["command_ids"], deferrable=True, poke_interval=1
+        )
+        context = make_context(task_id="wait")
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute(context)
+        trig = deferred.value.trigger
+        assert trig.botocore_config == op.botocore_config, "the sensor's retry config reaches the trigger"
+        classpath, kwargs = trig.serialize()
+        event = run(import_string(classpath)(**kwargs))
+        resumed = SsmRunCommandFleetSensor(task_id="wait", command_ids=sent["command_ids"], deferrable=True)
+        assert getattr(resumed, deferred.value.method_name)(context, event) is None
+        assert context["ti"].xcom_pull(key="verdict")["outcome"] == "succeeded"
+        assert {r["stdout_tail"] for r in context["ti"].xcom_pull(key="results")} == {"ok"}
+
     def test_deferrable_false_text_keeps_reschedule(self, aws, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids)
         op = SsmRunCommandFleetSensor(task_id="wait", command_ids=sent["command_ids"], deferrable="false")
