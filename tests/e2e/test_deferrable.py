@@ -14,6 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from airflow.triggers.base import BaseTrigger
 from devenv import LocalAws, airflow_env, migrate, standalone
 
 pytestmark = pytest.mark.e2e
@@ -133,6 +134,9 @@ def test_a_run_can_choose_reschedule_from_the_param(airflow, aws):
     assert "up_for_reschedule" in seen and "deferred" not in seen, seen
 
 
+@pytest.mark.skipif(
+    not hasattr(BaseTrigger, "on_kill"), reason="this Airflow never calls a trigger's on_kill"
+)
 def test_marking_the_deferred_wait_failed_cancels_the_commands(airflow, aws):
     """Airflow calls the trigger's on_kill on a user action (not on a triggerer restart)."""
     status, run = airflow.call(
