@@ -51,16 +51,16 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
     """Watch every invocation of one or more SSM commands until the fleet verdict is known.
 
     Each check reads every page of invocations of every command (one ListCommandInvocations call per
-    50 instances) and ListCommands only where it changes the verdict, logs one progress line and
-    the instances that finished since the previous check, and pushes the per-instance result table
-    to XCom (key ``results``). Commands are given oldest first: for an instance listed by several (an earlier
-    attempt of a redriven run), the last one counts. It succeeds when every instance has finished
-    within the failure tolerance, and fails with every failed instance named with its status
-    details, exit code and the end of its stderr: once all have finished (``failure_policy``
+    50 instances) and ListCommands only where it changes the verdict, logs one progress line and the
+    instances that finished since the previous check, and pushes the per-instance result table to
+    XCom (key ``results``). Commands are given oldest first: for an instance listed by several (an
+    earlier attempt of a redriven run), the last one counts. It succeeds when every instance has
+    finished within the failure tolerance, and fails with every failed instance named with its
+    status details, exit code and the end of its stderr: once all have finished (``failure_policy``
     ``finish``) or as soon as the tolerance is exceeded, cancelling the rest (``cancel``).
-    Throttling, 5xx and connection errors are retried within a poke; an empty or partial
-    invocation list right after sending means "not yet". On timeout and on kill it cancels what is
-    still running.
+    Throttling, 5xx and connection errors are retried within a poke; an empty or partial invocation
+    list right after sending means "not yet". On timeout and on kill it cancels what is still
+    running. With ``deferrable`` the wait runs in the triggerer, with the same checks and verdicts.
 
     :param command_ids: the command ids to watch (e.g. ``run.output["command_ids"]``).
     :param max_failed_instances: failed instances tolerated, a number or a percentage (default: 0).
