@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cots_ssm.compat import AirflowFailException, AirflowSensorTimeout
+from cots_ssm.compat import AirflowException, AirflowFailException, AirflowSensorTimeout
 from cots_ssm.operators.ssm import SsmRunCommandOperator
 from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
 from cots_ssm.triggers.ssm import FleetEvent, SsmFleetTrigger
@@ -154,6 +154,30 @@ class TestVerdicts:
         event = asyncio.run(asyncio.wait_for(restart(), 60))
         assert event["status"] == FleetEvent.FAILED
         assert f"{bad}" in event["failure_summary"] and "exit code 9" in event["failure_summary"]
+
+    def test_a_restart_after_the_deadline_times_out_at_once(self, aws, ssm, make_context):
+        sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 60"])
+        first = trigger(sent["command_ids"], deadline=time.time() + 1.5)
+        classpath, kwargs = first.serialize()
+        time.sleep(2)  # the triggerer was down past the deadline
+        started = time.monotonic()
+        event = run(import_string(classpath)(**kwargs))
+        assert event["status"] == FleetEvent.TIMEOUT and event["cancelled"] == sent["command_ids"]
+        assert event["verdict"] is None and time.monotonic() - started < 10, "no further wait, no check"
+        wait_until(lambda: set(statuses(ssm, sent["command_ids"]).values()) == {"Cancelled"}, what="cancel")
+
+    def test_transient_errors_past_the_limit_yield_an_error_event(self, aws, make_context):
+        sent = send(make_context(), instance_ids=aws.instance_ids)
+        aws.control.throttle("ListCommandInvocations", count=50)
+        trig = trigger(sent["command_ids"], botocore_config=NO_BOTOCORE_RETRY, max_consecutive_api_errors=2)
+        event = run(trig)
+        assert event["status"] == FleetEvent.ERROR
+        assert "2 transient AWS errors in a row" in event["message"]
+        with pytest.raises(AirflowException, match="2 transient AWS errors in a row") as error:
+            SsmRunCommandFleetSensor(task_id="wait", command_ids=sent["command_ids"]).execute_complete(
+                make_context(task_id="wait"), event
+            )
+        assert not isinstance(error.value, AirflowFailException), "transient: the task may retry"
 
     def test_a_permanent_aws_error_yields_an_error_event_naming_it(self, aws):
         event = run(trigger(["12345678-1234-1234-1234-123456789012"]))
