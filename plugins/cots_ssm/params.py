@@ -1,4 +1,4 @@
-"""The trigger form of the nightly batch: JSON-schema Params built from the validation rules.
+"""The trigger form of a batch job: JSON-schema Params whose rules come from the jobs file schema.
 
 Which instances a run targets (its trigger contract): ``instance_ids`` and ``target_tags`` both
 have defaults (the configured fleet), and a trigger (REST, CLI or form) may give either. A value
@@ -19,7 +19,7 @@ from airflow.sdk import Param
 
 from cots_ssm import validation
 from cots_ssm.config import BatchConfig
-from cots_ssm.status import FailurePolicy
+from cots_ssm.jobs.schema import rule
 
 
 def choose_targets(
@@ -39,72 +39,54 @@ def choose_targets(
     return {"instance_ids": [], "target_tags": tags or dict(default_tags)}
 
 
-SNS_TOPIC_ARN = r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?)?$"
-TOLERANCE = r"^([0-9]+|([0-9]|[1-9][0-9]|100)%)$"
-NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f]*$"
-
-
 def trigger_form(config: BatchConfig) -> dict[str, Any]:
-    """Params with a title, a description and a JSON schema each; defaults from ``config``."""
+    """Params with a title, a description and a JSON schema each; defaults from ``config``.
+
+    Each value rule is the jobs file's schema definition (``cots_ssm.jobs.schema``), so the form and
+    the file check refuse and accept the same values.
+    """
     return {
         "instance_ids": Param(
             config.instance_ids,
-            type="array",
-            items={"type": "string", "pattern": validation.INSTANCE_ID.pattern},
-            uniqueItems=True,
+            **rule("instanceIds"),
             title="Instance ids",
             description="EC2 instance ids to run on, one per line (i-0123456789abcdef0). "
             "Given alone, the run targets exactly these (the default tags step aside).",
         ),
         "target_tags": Param(
             config.target_tags,
-            type="object",
-            maxProperties=validation.MAX_TARGETS,
-            propertyNames={"pattern": validation.TAG_KEY.pattern},
-            additionalProperties={
-                "type": "array",
-                "minItems": 1,
-                "maxItems": validation.MAX_TAG_VALUES,
-                "items": {"type": "string", "pattern": validation.TAG_VALUE.pattern},
-            },
+            **rule("targetTags"),
             title="Target tags",
             description='Tags selecting the instances, e.g. {"Role": ["cots"]}; keys are ANDed. '
             "Change these or the instance ids, not both: a trigger giving both is refused.",
         ),
         "script_arguments": Param(
             config.script_arguments,
-            type="array",
-            items={"type": "string", "pattern": NO_CONTROL_CHARS},
+            **rule("scriptArguments"),
             title="Script arguments",
             description=f"Arguments passed to {config.script}, one per line; each is shell-quoted.",
         ),
         "execution_timeout_seconds": Param(
             config.execution_timeout_seconds,
-            type="integer",
-            minimum=validation.EXECUTION_TIMEOUT_RANGE[0],
-            maximum=validation.EXECUTION_TIMEOUT_RANGE[1],
+            **rule("executionTimeoutSeconds"),
             title="Execution timeout (s)",
             description="SSM kills the script on an instance after this many seconds (1-172800).",
         ),
         "delivery_timeout_seconds": Param(
             config.delivery_timeout_seconds,
-            type="integer",
-            minimum=validation.DELIVERY_TIMEOUT_RANGE[0],
-            maximum=validation.DELIVERY_TIMEOUT_RANGE[1],
+            **rule("deliveryTimeoutSeconds"),
             title="Delivery timeout (s)",
             description="An instance that has not started the script by then never runs it (30-2592000).",
         ),
         "max_failed_instances": Param(
             str(config.max_failed_instances),
-            type="string",
-            pattern=TOLERANCE,
+            **rule("failureTolerance"),
             title="Failures tolerated",
             description="How many instances may fail and the run still succeed: a number or a percentage.",
         ),
         "failure_policy": Param(
             config.failure_policy,
-            type="string",
-            enum=[p.value for p in FailurePolicy],
+            **rule("failurePolicy"),
             title="When too many fail",
             description="finish: let the other instances end their batch, then fail the run; "
             "cancel: cancel them and fail at once.",
@@ -118,16 +100,13 @@ def trigger_form(config: BatchConfig) -> dict[str, Any]:
         ),
         "poll_interval_seconds": Param(
             config.poll_interval_seconds,
-            type="integer",
-            minimum=1,
-            maximum=86_400,
+            **rule("pollIntervalSeconds"),
             title="Poll interval (s)",
             description="Seconds between two status checks; no worker slot is held in between.",
         ),
         "sns_topic_arn": Param(
             config.sns_topic_arn,
-            type="string",
-            pattern=SNS_TOPIC_ARN,
+            **rule("snsTopicArn"),
             title="SNS topic ARN",
             description="Topic of the failure alert (FIFO topics too). Empty: the alert is only logged.",
         ),
