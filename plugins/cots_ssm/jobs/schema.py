@@ -37,10 +37,12 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def rule(name: str) -> dict[str, Any]:
-    """The definition ``$defs[name]`` with its references inlined and without its description.
+@functools.cache
+def shared_rule(name: str) -> dict[str, Any]:
+    """The definition ``$defs[name]``, references inlined, without its description: built once, shared.
 
-    A Param takes it as its JSON schema (Params cannot follow ``$ref`` into another document).
+    A Param takes it as its JSON schema (Params cannot follow ``$ref`` into another document). Every
+    caller gets the same object: read it, do not change it (:func:`rule` gives a copy to change).
     """
     defs = schema()["$defs"]
     if name not in defs:
@@ -48,6 +50,11 @@ def rule(name: str) -> dict[str, Any]:
     inlined: dict[str, Any] = _inline(copy.deepcopy(defs[name]), defs)
     inlined.pop("description", None)
     return inlined
+
+
+def rule(name: str) -> dict[str, Any]:
+    """A copy of :func:`shared_rule`, free to change."""
+    return copy.deepcopy(shared_rule(name))
 
 
 @functools.cache
