@@ -13,7 +13,8 @@ from functools import partial
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
+from airflow.sdk import DAG
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 
 from cots_ssm.compat import CronTriggerTimetable
@@ -80,8 +81,12 @@ def build_job_dag(job: Job, *, doc_md: str | None = None) -> DAG:
 
 
 def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
-    window = task.short_circuit(task_id="window", retries=0)(in_start_window)(
-        start_grace_minutes=config.start_grace_minutes
+    # Classic operators rather than @task: the same callables, at a third of the parse cost per job.
+    window = ShortCircuitOperator(
+        task_id="window",
+        retries=0,
+        python_callable=in_start_window,
+        op_kwargs={"start_grace_minutes": config.start_grace_minutes},
     )
     preflight = SsmFleetPreflightOperator(
         task_id="preflight",
@@ -113,9 +118,13 @@ def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
         # Time out (cancel, fail, alert) before dagrun_timeout ends the run without any task failing.
         timeout=max(600.0, config.dagrun_timeout_hours * 3600 - 900),
     )
-    report = task(task_id="report", trigger_rule="all_done", on_failure_callback=None, retries=0)(
-        report_fleet
-    )()
+    report = PythonOperator(
+        task_id="report",
+        python_callable=report_fleet,
+        trigger_rule="all_done",
+        on_failure_callback=None,
+        retries=0,
+    )
     cancel = SsmCancelCommandsOperator(
         task_id="cancel_leftovers",
         command_ids="{{ ti.xcom_pull(task_ids='run', key='command_ids') }}",  # found by token anyway
