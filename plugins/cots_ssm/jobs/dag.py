@@ -143,7 +143,10 @@ def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
 
 
 class RefusedJobs(Timetable):
-    """The timetable of the placeholder DAG: refuses it at validation, with the jobs' errors."""
+    """The timetable of the placeholder DAG: refuses it at validation, with the jobs' errors.
+
+    :param message: the import error to show: the jobs file, each refused job and its field.
+    """
 
     def __init__(self, message: str) -> None:
         self.message = message

@@ -46,7 +46,14 @@ class JobsFileError(ValueError):
 
 @dataclass(frozen=True)
 class JobError:
-    """One refused value of one job."""
+    """One refused value of one job.
+
+    :param source: the jobs file.
+    :param index: the job's position in ``jobs`` (from 0).
+    :param job_id: the job's id, when it has a usable one.
+    :param field: the refused key (a dotted path inside it for a nested value).
+    :param message: what is wrong with the value.
+    """
 
     source: str
     index: int
@@ -77,7 +84,12 @@ class Job:
 
 @dataclass(frozen=True)
 class JobsFile:
-    """The jobs a file declares that passed every check, and the errors of those that did not."""
+    """The jobs a file declares that passed every check, and the errors of those that did not.
+
+    :param source: the jobs file.
+    :param jobs: the good jobs, in the file's order.
+    :param errors: every refused value of the other jobs.
+    """
 
     source: str
     jobs: tuple[Job, ...]
