@@ -149,6 +149,8 @@ def _file_defaults(data: Any, source: str) -> dict[str, Any]:
     if not isinstance(data.get("jobs"), list) or not data["jobs"]:
         raise JobsFileError(f"{source}: field 'jobs': give a non-empty list of jobs")
     defaults = data.get("defaults") or {}
+    if not isinstance(defaults, Mapping):
+        raise JobsFileError(f"{source}: field 'defaults': give a mapping of settings, not {defaults!r}")
     problems = list(_setting_problems(defaults, schema.setting_names(), "settings"))
     if problems:
         listed = "; ".join(f"field 'defaults.{field}': {message}" for field, message in problems)

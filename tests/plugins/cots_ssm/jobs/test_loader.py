@@ -165,6 +165,7 @@ class TestBadFile:
             ({"job": [NIGHTLY]}, "['job']"),
             ({"jobs": [NIGHTLY], "defaults": {"polling": 1}}, "'defaults.polling'"),
             ({"jobs": [NIGHTLY], "defaults": {"retries": -1}}, "'defaults.retries'"),
+            ({"jobs": [NIGHTLY], "defaults": ["owner"]}, "'defaults'"),
         ],
     )
     def test_is_one_error_naming_the_file_and_the_field(self, data, words):
