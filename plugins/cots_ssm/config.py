@@ -1,8 +1,11 @@
-"""The one configuration of the nightly batch: defaults, overridable by ``COTS_BATCH_*`` variables.
+"""The configuration of a batch job: built-in defaults, overridable by ``COTS_BATCH_*`` variables.
 
-The nightly run needs no trigger conf: every trigger-form default comes from here. On MWAA, set the
-variables in the environment startup script; locally, in the shell environment. Reading the
-environment is the only thing this module does at import of the DAG: no network, no Variable.
+These are the two lowest layers of every job's values: the jobs file (``dags/cots_jobs.yaml``, read
+by ``cots_ssm.jobs.loader``) sets per-job values over them, its ``defaults`` first, then the job's
+own keys. A scheduled run needs no trigger conf: every trigger-form default comes from there. On
+MWAA, set the variables in the environment startup script; locally, in the shell environment.
+Reading the environment is the only thing this module does at import of the DAG: no network, no
+Variable.
 
 ======================================  ==================================  ==========================
 variable                                meaning                             default
