@@ -9,7 +9,7 @@ trigger form.
 | `window` | skips a scheduled run that starts over an hour late (unpaused mid-day); manual runs go |
 | `preflight` | checks the form values and that every instance is SSM-managed and `Online` |
 | `run` | sends the script once per chunk of 50 ids or tag target; a Clear re-runs only what failed |
-| `wait` | reschedule-mode sensor: frees the worker slot between checks, fails naming every failed instance |
+| `wait` | sensor: reschedule (no slot between checks) or deferrable (triggerer waits); names failures |
 | `report` | prints the per-instance table (status, details, exit code, duration, attempt, stderr tail) |
 | `cancel_leftovers` | teardown: cancels what still runs (found by token); decides the run's state |
 

@@ -127,6 +127,13 @@ def trigger_form(config: BatchConfig) -> dict[str, Any]:
             title="Poll interval (s)",
             description="Seconds between two status checks; no worker slot is held in between.",
         ),
+        "deferrable": _param(
+            config.deferrable,
+            "deferrable",
+            title="Wait in the triggerer",
+            description="On: the wait holds no worker slot at all (the triggerer checks); off: a "
+            "worker slot for the seconds of each check, every poll interval.",
+        ),
         "sns_topic_arn": _param(
             config.sns_topic_arn,
             "snsTopicArn",

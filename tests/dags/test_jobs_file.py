@@ -123,3 +123,13 @@ def test_a_file_that_is_not_usable_at_all_is_one_import_error_naming_it(tmp_path
 
     assert not bag.dags
     assert "'defaults.polling'" in bag.import_errors[str(DAG_FILE)]
+
+
+def test_a_job_chooses_how_its_wait_holds_a_worker(tmp_path, monkeypatch):
+    deferred = {**INDEXER, "deferrable": True}
+    bag = dagbag_of(tmp_path, monkeypatch, {"jobs": [NIGHTLY, deferred]})
+
+    assert bag.dags["cots_nightly_batch"].params["deferrable"] is False, "reschedule stays the default"
+    assert bag.dags["document_indexer"].params["deferrable"] is True
+    # The sensor reads the run's Param, so a manual run may choose the other mode from the form.
+    assert bag.dags["document_indexer"].task_dict["wait"].deferrable == "{{ params.deferrable }}"

@@ -115,6 +115,7 @@ def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
         max_failed_instances="{{ params.max_failed_instances }}",
         failure_policy="{{ params.failure_policy }}",
         poke_interval="{{ params.poll_interval_seconds }}",
+        deferrable="{{ params.deferrable }}",
         # Time out (cancel, fail, alert) before dagrun_timeout ends the run without any task failing.
         timeout=max(600.0, config.dagrun_timeout_hours * 3600 - 900),
     )

@@ -85,6 +85,7 @@ VALUES = {
     "max_failed_instances": ["0", "3", "10%", "100%", "101%", "-1", "x", 2],
     "failure_policy": ["finish", "cancel", "ignore", "FINISH"],
     "poll_interval_seconds": [1, 86_400, 0, 86_401, True],
+    "deferrable": [True, False, "true", 1, None],
     "sns_topic_arn": [
         "",
         "arn:aws:sns:us-east-1:123456789012:alerts",
