@@ -1,8 +1,11 @@
-"""The one configuration of the nightly batch: defaults, overridable by ``COTS_BATCH_*`` variables.
+"""The configuration of a batch job: built-in defaults, overridable by ``COTS_BATCH_*`` variables.
 
-The nightly run needs no trigger conf: every trigger-form default comes from here. On MWAA, set the
-variables in the environment startup script; locally, in the shell environment. Reading the
-environment is the only thing this module does at import of the DAG: no network, no Variable.
+These are the two lowest layers of every job's values: the jobs file (``dags/cots_jobs.yaml``, read
+by ``cots_ssm.jobs.loader``) sets per-job values over them, its ``defaults`` first, then the job's
+own keys. A scheduled run needs no trigger conf: every trigger-form default comes from there. On
+MWAA, set the variables in the environment startup script; locally, in the shell environment.
+Reading the environment is the only thing this module does at import of the DAG: no network, no
+Variable.
 
 ======================================  ==================================  ==========================
 variable                                meaning                             default
@@ -21,6 +24,7 @@ variable                                meaning                             defa
 ``COTS_BATCH_MAX_CONCURRENCY``          SSM MaxConcurrency                  ``100%`` (all at once)
 ``COTS_BATCH_MAX_ERRORS``               SSM MaxErrors                       ``100%`` (start every host)
 ``COTS_BATCH_POLL_SECONDS``             seconds between status checks       ``300``
+``COTS_BATCH_DEFERRABLE``               wait in the triggerer (true/false)  ``false`` (reschedule)
 ``COTS_BATCH_SNS_TOPIC_ARN``            topic of the failure alert          (none: alert logged only)
 ``COTS_BATCH_AWS_CONN_ID``              Airflow AWS connection              ``aws_default``
 ``COTS_BATCH_OWNER``                    DAG owner shown in the UI           ``cots-support``
@@ -81,6 +85,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(PREFIX + name)
+    if raw in (None, ""):
+        return default
+    if raw.strip().lower() not in ("true", "false"):
+        raise ValueError(f"{PREFIX}{name}={raw!r} is not true or false")
+    return raw.strip().lower() == "true"
+
+
 def _policy(env: Mapping[str, str], default: str) -> str:
     raw = env.get(PREFIX + "FAILURE_POLICY") or default
     return FailurePolicy.parse(raw, field_name=PREFIX + "FAILURE_POLICY").value
@@ -108,6 +121,8 @@ class BatchConfig:
     :param start_grace_minutes: a scheduled run that starts later than this after its time is
         skipped (deploying or unpausing mid-day waits for the next night).
     :param poll_interval_seconds: seconds between two status checks (reschedule, no slot held).
+    :param deferrable: wait in the triggerer (no worker slot while the batch runs) rather than in
+        reschedule mode (a slot for each check's seconds).
     :param sns_topic_arn: the topic of the failure alert.
     :param aws_conn_id: the Airflow AWS connection.
     :param owner: the DAG owner.
@@ -129,6 +144,7 @@ class BatchConfig:
     max_concurrency: str = "100%"
     max_errors: str = "100%"
     poll_interval_seconds: int = 300
+    deferrable: bool = False
     sns_topic_arn: str = ""
     aws_conn_id: str = "aws_default"
     owner: str = "cots-support"
@@ -158,6 +174,7 @@ class BatchConfig:
             max_concurrency=env.get(PREFIX + "MAX_CONCURRENCY") or base.max_concurrency,
             max_errors=env.get(PREFIX + "MAX_ERRORS") or base.max_errors,
             poll_interval_seconds=_int(env, "POLL_SECONDS", base.poll_interval_seconds),
+            deferrable=_bool(env, "DEFERRABLE", base.deferrable),
             sns_topic_arn=env.get(PREFIX + "SNS_TOPIC_ARN", ""),
             aws_conn_id=env.get(PREFIX + "AWS_CONN_ID") or base.aws_conn_id,
             owner=env.get(PREFIX + "OWNER") or base.owner,

@@ -1,12 +1,15 @@
-"""The DAG folder imports cleanly, without network, and the nightly DAG is wired as documented."""
+"""The DAG folder imports cleanly, without network, every job's DAG is sound, and the nightly DAG is
+wired as documented."""
 
 import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
+JOB_IDS = [job["id"] for job in yaml.safe_load((ROOT / "dags" / "cots_jobs.yaml").read_text())["jobs"]]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +39,24 @@ def dag(dagbag):
 @pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])
 def test_no_import_errors(dagbag, path):
     assert str(path) not in dagbag.import_errors, dagbag.import_errors.get(str(path))
+
+
+def test_every_job_of_the_shipped_file_is_a_dag(dagbag):
+    assert JOB_IDS[0] == "cots_nightly_batch" and len(JOB_IDS) >= 2
+    assert set(JOB_IDS) <= set(dagbag.dags)
+
+
+@pytest.mark.parametrize("dag_id", JOB_IDS)
+def test_every_job_has_tags_retries_alerts_and_a_doc(dagbag, dag_id):
+    job = dagbag.dags[dag_id]
+    assert {"cots", "ssm", "batch"} <= set(job.tags)
+    assert job.doc_md and "SSM Run Command" in job.doc_md
+    assert job.task_ids == ["window", "preflight", "run", "wait", "report", "cancel_leftovers"]
+    for task_id in ("preflight", "run", "wait", "cancel_leftovers"):
+        assert job.task_dict[task_id].retries >= 1, task_id
+        assert job.task_dict[task_id].on_failure_callback, task_id
+    assert job.task_dict["wait"].mode == "reschedule"
+    job.params.validate()
 
 
 def test_nightly_schedule_in_the_dag_itself(dag):

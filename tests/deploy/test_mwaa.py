@@ -23,6 +23,8 @@ def test_plugins_zip_is_zipped_from_inside_plugins(upload):
     assert {".airflowignore", "cots_ssm_plugin.py", "cots_ssm/__init__.py", "cots_ssm/status.py"} <= set(
         names
     )
+    assert "cots_ssm/jobs/cots_jobs.schema.json" in names, "the jobs file's checks read it at parse time"
+    assert (upload / "dags" / "cots_jobs.yaml").is_file(), "the jobs travel with dags/"
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("plugins/")]
 
 
@@ -59,7 +61,7 @@ def test_the_dag_parses_from_the_unpacked_upload_set(upload, tmp_path):
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "cots_nightly_batch" in result.stdout
+    assert "'cots_nightly_batch', 'document_indexer'" in result.stdout, "every job of the shipped file"
     assert "CloudWatchOutputLink" in result.stdout and "SsmRunCommandLink" in result.stdout
     assert "['cots_ssm']" in result.stdout, "the plugin scan loads our plugin, and only it, from the zip"
 

@@ -80,7 +80,7 @@ class TestDeploy:
         for key, field in zip(VERSIONED_KEYS, ("Plugins", "Requirements", "StartupScript"), strict=True):
             assert environment[f"{field}S3Path"] == key
             assert environment[f"{field}S3ObjectVersion"] == versions(s3, key)[0]
-        assert keys(s3) == ["dags/cots_nightly_batch.py", *VERSIONED_KEYS]
+        assert keys(s3) == ["dags/cots_jobs.py", "dags/cots_jobs.yaml", *VERSIONED_KEYS]
         progress = [line for line in said if line.startswith(f"{ENV}: ")]
         assert progress[0].startswith(f"{ENV}: UPDATING") and progress[-1].startswith(
             f"{ENV}: AVAILABLE, last update SUCCESS"
@@ -95,7 +95,7 @@ class TestDeploy:
 
         assert len(fake_mwaa.updates) == 1
         assert all(len(versions(s3, key)) == 1 for key in VERSIONED_KEYS)
-        assert len(versions(s3, "dags/cots_nightly_batch.py")) == 2
+        assert len(versions(s3, "dags/cots_jobs.py")) == 2
         assert any("unchanged: no environment update" in line for line in said)
 
     def test_a_changed_file_gets_a_new_version_and_the_others_keep_theirs(
@@ -217,8 +217,10 @@ def test_dry_run_prints_every_call_and_needs_no_aws(tmp_path):
         "s3.put_object",
         "mwaa.update_environment",
         "s3.put_object",
+        "s3.put_object",
     ]
-    assert "Key='dags/cots_nightly_batch.py'" in calls[-1]
+    assert "Key='dags/cots_jobs.py'" in calls[-2]
+    assert "Key='dags/cots_jobs.yaml'" in calls[-1]
     assert "StartupScriptS3ObjectVersion='<dry run>'" in calls[5]
     assert result.stdout.rstrip().endswith("Dry run: nothing was changed.")
 

@@ -8,6 +8,7 @@ class TestBatchConfig:
         config = BatchConfig.from_env({})
         assert config.schedule == "0 2 * * *" and config.timezone == "UTC"
         assert config.target_tags == {"Role": ["cots"]} and config.instance_ids == []
+        assert config.deferrable is False, "reschedule mode stays the default"
 
     def test_environment_overrides(self):
         config = BatchConfig.from_env(
@@ -17,6 +18,7 @@ class TestBatchConfig:
                 "COTS_BATCH_INSTANCE_IDS": '["i-0123456789abcdef0"]',
                 "COTS_BATCH_POLL_SECONDS": "1",
                 "COTS_BATCH_SCRIPT_ARGUMENTS": '["--keywords", "a,b"]',
+                "COTS_BATCH_DEFERRABLE": "True",
             }
         )
         assert config.schedule == "30 1 * * 1-5" and config.timezone == "Europe/Paris"
@@ -24,12 +26,14 @@ class TestBatchConfig:
         assert config.target_tags == {}, "ids replace the default tags: exactly one target"
         assert config.poll_interval_seconds == 1
         assert config.script_arguments == ["--keywords", "a,b"]
+        assert config.deferrable is True
 
     @pytest.mark.parametrize(
         ("env", "named"),
         [
             ({"COTS_BATCH_TARGET_TAGS": "{Role: cots}"}, "COTS_BATCH_TARGET_TAGS"),
             ({"COTS_BATCH_POLL_SECONDS": "5m"}, "COTS_BATCH_POLL_SECONDS='5m'"),
+            ({"COTS_BATCH_DEFERRABLE": "yes"}, "COTS_BATCH_DEFERRABLE='yes'"),
         ],
     )
     def test_bad_values_name_the_variable(self, env, named):
