@@ -93,10 +93,11 @@ class Sample:
     hostname: str
     pid: int | None
     try_number: int
+    triggerer_id: int | None = None  # the triggerer job running its trigger, while deferred
 
     @property
     def key(self) -> tuple:
-        return self.state, self.hostname, self.pid, self.try_number
+        return self.state, self.hostname, self.pid, self.try_number, self.triggerer_id
 
 
 class WaitWatch(threading.Thread):
@@ -123,14 +124,15 @@ class WaitWatch(threading.Thread):
             while not self.done.wait(0.2):
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        "SELECT state, hostname, pid, try_number FROM task_instance"
-                        " WHERE dag_id = %s AND run_id = %s AND task_id = 'wait'",
+                        "SELECT ti.state, ti.hostname, ti.pid, ti.try_number, t.triggerer_id"
+                        " FROM task_instance ti LEFT JOIN trigger t ON t.id = ti.trigger_id"
+                        " WHERE ti.dag_id = %s AND ti.run_id = %s AND ti.task_id = 'wait'",
                         (DAG, self.run_id),
                     )
                     row = cursor.fetchone()
                 if row is None:
                     continue
-                sample = Sample(time.monotonic(), row[0], row[1] or "", row[2], row[3])
+                sample = Sample(time.monotonic(), row[0], row[1] or "", row[2], row[3], row[4])
                 if not self.samples or self.samples[-1].key != sample.key:
                     self.samples.append(sample)
                     if self.on_change:

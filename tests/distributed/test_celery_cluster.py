@@ -14,6 +14,7 @@ import time
 import urllib.parse
 from collections import Counter
 
+import boto3
 import pytest
 from cluster import WORKERS, descendants, wait_until
 
@@ -73,14 +74,7 @@ def test_pokes_run_on_both_workers_and_no_slot_is_held_between_them(cluster, api
         app.control.cancel_consumer(QUEUE, destination=[nodes[sample.hostname]], reply=True)
         app.control.add_consumer(QUEUE, destination=[nodes[other_worker(sample.hostname)]], reply=True)
         # The poke's Celery task ends a moment after it recorded up_for_reschedule (log upload, exit).
-        deadline = time.monotonic() + 8
-        while time.monotonic() < deadline:
-            active = app.control.inspect(destination=list(nodes.values()), timeout=1).active() or {}
-            if set(active) == set(nodes.values()) and not any(active.values()):
-                idle_checks.append((time.monotonic() - sample.at, api.task_state(run_id, "wait")))
-                return
-            time.sleep(0.5)
-        idle_checks.append((float("inf"), api.task_state(run_id, "wait")))
+        idle_checks.append((workers_idle_within(app, nodes, 8), api.task_state(run_id, "wait")))
 
     run_id = trigger(api, aws, duration=30)
     watch = watch_wait(run_id, on_change=alternate)
@@ -184,6 +178,100 @@ def test_a_failing_run_alerts_through_sns_and_leaves_nothing_running(cluster, ap
         assert "exit code 4" in line, line
     assert run_safety.nothing_left_running(aws, run_id)
     each_ran_once(aws)
+
+
+def invocation_pages(aws, command_id: str) -> list[list[str]]:
+    """The instance ids of a command's ListCommandInvocations pages (50 each)."""
+    ssm = boto3.client("ssm", endpoint_url=aws.endpoint_url, region_name="us-east-1")
+    pages = ssm.get_paginator("list_command_invocations").paginate(
+        CommandId=command_id, PaginationConfig={"PageSize": 50}
+    )
+    return [[i["InstanceId"] for i in page["CommandInvocations"]] for page in pages]
+
+
+def seconds_in(watch, state: str, end: float) -> float:
+    samples = [*watch.samples, None]
+    return sum(
+        ((after.at if after else end) - sample.at)
+        for sample, after in zip(samples, samples[1:], strict=False)
+        if sample and sample.state == state
+    )
+
+
+def running_phases(watch) -> int:
+    states = [s.state for s in watch.samples]
+    return sum(1 for before, now in zip([None, *states], states, strict=False) if now == "running" != before)
+
+
+def workers_idle_within(app, nodes: dict[str, str], limit: float) -> float:
+    """Seconds until Celery ``inspect active`` shows no task on any worker (``inf`` past ``limit``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        active = app.control.inspect(destination=list(nodes.values()), timeout=1).active() or {}
+        if set(active) == set(nodes.values()) and not any(active.values()):
+            return time.monotonic() - start
+        time.sleep(0.5)
+    return float("inf")
+
+
+def test_a_deferrable_wait_holds_no_slot_survives_a_triggerer_restart_and_catches_a_failure_on_page_3(
+    cluster, api, aws, watch_wait, alerts, run_safety
+):
+    """The trigger form's ``deferrable`` on, over the 200 instances by tag: one command, 4 pages of 50.
+
+    The wait task runs in a worker twice, its first check and the hand-back of the trigger's
+    event, and is ``deferred`` in between with its trigger held by a triggerer job (Airflow's
+    trigger table); meanwhile Celery ``inspect active`` shows no task on either worker. The
+    triggerer holding it is stopped (SIGTERM) and a new one takes the trigger over. A second run,
+    with an instance of the third page forced to exit 4, fails naming it.
+    """
+    by_tag = {"target_tags": {"Role": ["cots"]}, "deferrable": True}
+    app, nodes = cluster.celery_app(), cluster.ping_workers()
+    run_id = api.trigger({**by_tag, "script_arguments": ["--duration", "30"]})
+    with watch_wait(run_id) as watch:
+        held = watch.wait_for(
+            lambda s: s.state == "deferred" and s.triggerer_id, 180, "the triggerer to hold it"
+        )
+        idle_after = workers_idle_within(app, nodes, 8)  # the worker's task ends a moment after deferring
+        deferred_then = api.task_state(run_id, "wait")
+        cluster.stop_airflow("triggerer")
+        cluster.start_airflow("triggerer")
+        watch.wait_for(
+            lambda s: s.state == "deferred" and s.triggerer_id not in (None, held.triggerer_id),
+            150,
+            "a new triggerer to take the trigger over",
+        )
+        finished = api.wait_for_run(run_id, timeout=300)
+        end = time.monotonic()
+    assert finished["state"] == "success"
+    assert idle_after < 8 and deferred_then == "deferred", (idle_after, deferred_then)
+    assert running_phases(watch) == 2, watch.samples  # the first check and the hand-back, nothing else
+    running, deferred = seconds_in(watch, "running", end), seconds_in(watch, "deferred", end)
+    print(f"\ndeferrable: {running:.1f} s in a worker, {deferred:.1f} s deferred")
+    assert deferred > 2 * running, watch.samples
+    executions = aws.control.executions()
+    assert Counter(executions.get(i, 0) for i in aws.instance_ids) == {1: INSTANCES}, executions
+    assert aws.control.counters()["SendCommand"]["accepted"] == 1, "one tag-targeted command"
+
+    (command_id,) = api.xcom(run_id, "run", "command_ids")
+    victim = invocation_pages(aws, command_id)[2][0]
+    aws.control.reset()
+    aws.control.force_exit(victim, 4)
+    run_id = api.trigger({**by_tag, "script_arguments": ["--duration", "15"]})
+    with watch_wait(run_id) as watch:
+        finished = api.wait_for_run(run_id, timeout=300)
+    assert finished["state"] == "failed"
+    states = [s.state for s in watch.samples]
+    assert states[-1] == "failed" and "deferred" in states, states  # caught by the trigger
+    (command_id,) = api.xcom(run_id, "run", "command_ids")
+    assert victim in invocation_pages(aws, command_id)[2], "the failed instance is on page 3"
+    rows = {row["instance_id"]: row for row in api.xcom(run_id, "wait", "results")}
+    assert len(rows) == INSTANCES, len(rows)
+    assert rows[victim]["status"] == "Failed" and rows[victim]["exit_code"] == 4, rows[victim]
+    assert {r["status"] for i, r in rows.items() if i != victim} == {"Success"}
+    (alert,) = run_safety.alerts_for(alerts, run_id, wait=10)
+    assert f"Failed instances (1 of {INSTANCES}):" in alert["Message"].splitlines(), alert["Message"]
+    assert run_safety.nothing_left_running(aws, run_id)
 
 
 def test_no_process_of_the_suite_outlives_it(cluster):
