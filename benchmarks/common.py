@@ -25,6 +25,8 @@ for _path in (ROOT / "local", ROOT / "plugins", ROOT / "benchmarks"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
+# The operators' and sensors' own logs would drown the tables: the benchmarks count, they do not narrate.
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
 os.environ.update(
     {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 )
@@ -71,16 +73,16 @@ class FakeTaskInstance:
 
     dag_id, run_id, map_index, try_number = "bench", "manual__bench", -1, 1
 
-    def __init__(self, task_id: str):
-        self.task_id = task_id
+    def __init__(self, task_id: str, run_id: str = "manual__bench"):
+        self.task_id, self.run_id = task_id, run_id
         self.xcom: dict[str, object] = {}
 
     def xcom_push(self, key: str, value: object) -> None:
         self.xcom[key] = value
 
 
-def context(task_id: str) -> dict[str, Any]:
-    return {"ti": FakeTaskInstance(task_id), "dag_run": None}
+def context(task_id: str, run_id: str = "manual__bench") -> dict[str, Any]:
+    return {"ti": FakeTaskInstance(task_id, run_id), "dag_run": None}
 
 
 # -- counting --------------------------------------------------------------------------------------------
