@@ -127,15 +127,13 @@ def ours_deferrable_available() -> bool:
 
 
 def ours_deferrable(command_ids: list[str], failing: str) -> Check:
-    """One check of our trigger: `read_verdict()`, the trigger built by the sensor as it would defer."""
-    from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
+    """One check of our trigger, as the triggerer runs it: `read_verdict()`."""
     from cots_ssm.status import Outcome
+    from cots_ssm.triggers.ssm import SsmFleetTrigger
 
-    sensor = SsmRunCommandFleetSensor(
-        task_id="wait", command_ids=command_ids, poke_interval=300, deferrable=True
+    trigger = SsmFleetTrigger(
+        command_ids=command_ids, deadline=time.time() + 3600, poll_interval=300, aws_conn_id="aws_default"
     )
-    sensor._prepare()
-    trigger = sensor.make_trigger() if hasattr(sensor, "make_trigger") else sensor._trigger()
     verdict = asyncio.run(trigger.read_verdict())
     if verdict.outcome is Outcome.RUNNING:
         return Check({}, "running")
