@@ -156,6 +156,8 @@ def run(instances: int = 1000, throttle: float = 0.4) -> Section:
             "SendCommand calls",
             "throttled",
             "not throttled",
+            "answers lost",
+            "ListCommands",
             "commands created",
             "instances ran more than once",
             "never ran",
@@ -169,6 +171,8 @@ def run(instances: int = 1000, throttle: float = 0.4) -> Section:
                 r["send_calls"],
                 r["throttled"],
                 r["accepted"],
+                r["lost_answers"],
+                r["calls"].get("ListCommands", 0),
                 r["commands"],
                 f"**{r['ran_twice']}**" if r["ran_twice"] else 0,
                 f"**{r['never_ran']}**" if r["never_ran"] else 0,
@@ -184,7 +188,8 @@ def run(instances: int = 1000, throttle: float = 0.4) -> Section:
             "The provider's operator leaves SendCommand to botocore's default retries: a throttled call is "
             "sent again, and so is one that answered 500 after its command was created. Ours never "
             "lets botocore retry the write: it backs off on throttling and looks a lost chunk up by its "
-            "run token.",
+            "run token (ListCommands: once before sending, to adopt what an earlier try sent, then after "
+            "each lost answer).",
             f"The provider's 20 tasks: a task that fails is run again once "
             f"(retries={PROVIDER_TASK_RETRIES}).",
         ],
