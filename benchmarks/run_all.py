@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--sizes", type=int, nargs="+", help="fleet sizes of the checks")
     parser.add_argument("--poke-interval", type=int, default=300, help="of the scheduler run (default: 300)")
-    parser.add_argument("--batch-seconds", type=int, default=540, help="of the scheduler run (default: 540)")
+    parser.add_argument("--batch-seconds", type=int, default=780, help="of the scheduler run (default: 780)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
     args = parser.parse_args()
     started, sections = datetime.now(UTC), []
