@@ -555,3 +555,68 @@ def fleet_verdict(
     return FleetVerdict(
         outcome, expected, allowed, seen, problems, exceeded=exceeded and outcome is Outcome.RUNNING
     )
+
+
+# -- one check at the AWS-call floor -----------------------------------------------------------------
+def _running_command(command_id: str) -> CommandSummary:
+    """A command known only through invocations of which some still run: it is running too.
+
+    Its target count stays unknown (0), so the verdict counts the invocations listed so far.
+    """
+    return CommandSummary(command_id, Status.IN_PROGRESS, StatusDetails.IN_PROGRESS.value)
+
+
+def commands_to_describe(
+    command_ids: Sequence[str],
+    invocations: Iterable[InvocationResult],
+    tolerance: FailureTolerance | int | str = 0,
+    policy: FailurePolicy | str = FailurePolicy.FINISH,
+) -> list[str]:
+    """The commands a check must read with ListCommands; the others speak through their invocations.
+
+    A check lists every page of invocations of each command (the floor: one ListCommandInvocations
+    call per 50 instances). While any invocation still runs, the fleet is running whatever
+    ListCommands says, so it is read only where it can fail the run at once (``cancel`` policy):
+
+    - a command that listed no invocation yet: it may have ended with none (no instance in the
+      tag, every instance refused), a failure no instance shows;
+    - with a percentage tolerance, once more invocations failed than the listed ones tolerate:
+      only the target counts tell whether that is too many.
+
+    Once no listed invocation runs, every command is read (each has listed nothing or only ended
+    invocations): its status tells "not yet" from "never", and its target count whether the list
+    is complete, before success or failure is declared.
+    """
+    limit, policy = FailureTolerance.parse(tolerance), FailurePolicy.parse(policy)
+    per_command: dict[str, list[InvocationResult]] = {command_id: [] for command_id in command_ids}
+    for invocation in invocations:
+        per_command.setdefault(invocation.command_id, []).append(invocation)
+    if all(i.finished for cid in command_ids for i in per_command[cid]):
+        return list(command_ids)
+    if policy is FailurePolicy.FINISH:
+        return []
+    if limit.percent:
+        latest = latest_per_instance(i for cid in command_ids for i in per_command[cid]).values()
+        if sum(1 for i in latest if i.failed) > limit.allowed(len(latest)):
+            return list(command_ids)
+    return [cid for cid in command_ids if not per_command[cid]]
+
+
+def check_verdict(
+    command_ids: Sequence[str],
+    invocations: Iterable[InvocationResult],
+    described: Mapping[str, CommandSummary],
+    tolerance: FailureTolerance | int | str = 0,
+    policy: FailurePolicy | str = FailurePolicy.FINISH,
+) -> FleetVerdict:
+    """The verdict of one check: ``described`` holds the commands read with ListCommands.
+
+    Every other command had an invocation still running (see :func:`commands_to_describe`).
+    """
+    commands = [described.get(cid) or _running_command(cid) for cid in command_ids]
+    return fleet_verdict(commands, invocations, tolerance, policy)
+
+
+def with_attempts(rows: Iterable[dict[str, Any]], attempts: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Result rows, each with the attempt of the run that produced it (1 when unknown)."""
+    return [{**row, "attempt": attempts.get(row["command_id"]) or 1} for row in rows]

@@ -21,7 +21,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from cots_ssm.plan import run_commands
+from cots_ssm.plan import attempt_of, run_commands
 from cots_ssm.status import LIVE_STATUSES, is_running, parse_status
 from cots_ssm.validation import MAX_INSTANCE_IDS_PER_COMMAND
 
@@ -55,6 +55,8 @@ THROTTLING_ERROR_CODES = frozenset(
 #: is never retried by botocore: it has no idempotency token (see ``SsmFleetHook.send_command_once``).
 DEFAULT_BOTOCORE_CONFIG: dict[str, Any] = {"retries": {"mode": "adaptive", "max_attempts": 8}}
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
+#: At most this many failed instances get their full output read with GetCommandInvocation.
+MAX_OUTPUT_FETCHES = 50
 
 
 class SendOutcome(enum.StrEnum):
@@ -115,6 +117,19 @@ def error_code(error: BaseException) -> str:
     return ""
 
 
+def attempts_of(commands_or_invocations: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """The attempt of each command, from the run token in the Comment of its command or invocations.
+
+    ListCommandInvocations repeats the command's Comment on every invocation, so a check that did
+    not read ListCommands still knows the attempt of each command that listed an invocation.
+    """
+    attempts: dict[str, int] = {}
+    for item in commands_or_invocations:
+        if item.get("CommandId") and item["CommandId"] not in attempts:
+            attempts[item["CommandId"]] = attempt_of(item)
+    return attempts
+
+
 @dataclass(frozen=True)
 class CancelReport:
     """What a cleanup found and did.
@@ -134,8 +149,9 @@ class CancelReport:
 class SsmFleetHook(SsmHook):
     """SSM Run Command across a fleet: chunked sends, all pages of every listing, cancel.
 
-    Uses only what ``apache-airflow-providers-amazon`` 9.12.0 offers (the ``SsmHook`` client), so it
-    runs on every Airflow 3 version of Amazon MWAA.
+    Uses only what ``apache-airflow-providers-amazon`` 9.12.0 offers (the ``SsmHook`` client, and
+    ``get_async_conn()`` for the async reads of the deferrable trigger), so it runs on every
+    Airflow 3 version of Amazon MWAA.
 
     :param aws_conn_id: the Airflow AWS connection (an ``endpoint_url`` in its extra points every
         call at a local emulator). Other arguments are those of ``AwsBaseHook``.
@@ -259,3 +275,32 @@ class SsmFleetHook(SsmHook):
     def _all_pages(self, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
         paginator = self.conn.get_paginator(operation)
         return [item for page in paginator.paginate(**kwargs) for item in page.get(key, [])]
+
+    # -- async (the deferrable trigger): each takes a client of ``await hook.get_async_conn()`` -----------
+    @staticmethod
+    async def list_invocations_async(client: Any, command_id: str) -> list[dict[str, Any]]:
+        """Every invocation of a command, across all pages (50 per page), with details."""
+        pages = client.get_paginator("list_command_invocations").paginate(CommandId=command_id, Details=True)
+        return [item async for page in pages for item in page.get("CommandInvocations", [])]
+
+    @staticmethod
+    async def get_commands_async(client: Any, command_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The ``Command`` of each id, in the order given (one ListCommands call each)."""
+        return [(await client.list_commands(CommandId=cid))["Commands"][0] for cid in command_ids]
+
+    @staticmethod
+    async def get_invocation_async(client: Any, command_id: str, instance_id: str) -> dict[str, Any]:
+        """GetCommandInvocation: stdout up to 24,000 chars and stderr up to 8,000."""
+        answer: dict[str, Any] = await client.get_command_invocation(
+            CommandId=command_id, InstanceId=instance_id
+        )
+        return answer
+
+    @classmethod
+    async def cancel_running_async(cls, client: Any, command_ids: Sequence[str]) -> list[str]:
+        """Cancel those of ``command_ids`` that are still running; returns the ids cancelled."""
+        commands = await cls.get_commands_async(client, command_ids)
+        running = [c["CommandId"] for c in commands if is_running(parse_status(c["Status"]))]
+        for command_id in running:
+            await client.cancel_command(CommandId=command_id)
+        return running

@@ -1,3 +1,4 @@
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -10,7 +11,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from cots_ssm.hooks.ssm import SendOutcome, SsmFleetHook, aws_time, is_transient, send_outcome
+from cots_ssm.hooks.ssm import SendOutcome, SsmFleetHook, attempts_of, aws_time, is_transient, send_outcome
 
 
 @pytest.fixture
@@ -108,7 +109,8 @@ class TestSendClient:
 
     def test_reads_keep_their_retries(self, hook, aws):
         aws.control.server_error("ListCommands", count=2)
-        assert hook.list_commands_since(datetime.now(UTC)) == []
+        # A minute ahead: a command another test sent within this second must not be listed.
+        assert hook.list_commands_since(datetime.now(UTC) + timedelta(minutes=1)) == []
         assert aws.control.counters()["ListCommands"]["server_errors"] == 2
 
 
@@ -149,3 +151,53 @@ class TestCancel:
             Parameters={"commands": ["sleep 60"]},
         )["CommandId"]
         assert hook.cancel_running([done, slow]) == [slow]
+
+
+class TestAsync:
+    """The trigger's reads, on the provider's ``get_async_conn()`` (aiobotocore) over real HTTP."""
+
+    @staticmethod
+    def run(hook, use):
+        async def main():
+            async with await hook.get_async_conn() as client:
+                return await use(client)
+
+        return asyncio.run(main())
+
+    def test_list_invocations_reads_every_page(self, hook, fleet, aws):
+        command_id = hook.send_command_once(
+            DocumentName="AWS-RunShellScript",
+            Targets=[{"Key": "tag:Role", "Values": ["hooktest"]}],
+            Parameters={"commands": ["true"]},
+        )["CommandId"]
+        items = self.run(hook, lambda c: SsmFleetHook.list_invocations_async(c, command_id))
+        assert sorted(i["InstanceId"] for i in items) == sorted(fleet)
+        assert aws.control.counters()["ListCommandInvocations"]["calls"] == 2, "60 instances are 2 pages"
+        assert attempts_of(items) == {command_id: 0}, "a command without our token has attempt 0"
+
+    def test_cancel_running_skips_finished_commands(self, hook, aws):
+        send = {"DocumentName": "AWS-RunShellScript", "InstanceIds": aws.instance_ids[:1]}
+        done = hook.send_command_once(**send, Parameters={"commands": ["true"]})["CommandId"]
+        deadline = time.monotonic() + 20
+        while hook.get_commands([done])[0]["Status"] != "Success" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        slow = hook.send_command_once(**send, Parameters={"commands": ["sleep 60"]})["CommandId"]
+        assert self.run(hook, lambda c: SsmFleetHook.cancel_running_async(c, [done, slow])) == [slow]
+
+    def test_aiobotocore_throttling_is_transient(self, aws):
+        hook = SsmFleetHook(aws_conn_id="aws_default", config={"retries": {"total_max_attempts": 1}})
+        aws.control.throttle("ListCommands", count=1)
+        with pytest.raises(ClientError) as error:
+            self.run(
+                hook, lambda c: SsmFleetHook.get_commands_async(c, ["12345678-1234-1234-1234-123456789012"])
+            )
+        assert is_transient(error.value)
+
+
+def test_attempts_come_from_the_run_token_in_comments():
+    items = [
+        {"CommandId": "c-1", "Comment": "nightly [af:0123456789abcdef r2 1/1]"},
+        {"CommandId": "c-1", "Comment": "ignored: the first item of a command speaks"},
+        {"CommandId": "c-2", "Comment": "[af:0123456789abcdef 1/1]"},
+    ]
+    assert attempts_of(items) == {"c-1": 2, "c-2": 1}

@@ -166,7 +166,8 @@ class TestTransientErrors:
 
     def test_too_many_in_a_row_fail_the_poke_with_the_count(self, aws, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids)
-        aws.control.throttle("ListCommands", count=50)
+        # ListCommandInvocations: every check reads it (ListCommands only when the verdict needs it).
+        aws.control.throttle("ListCommandInvocations", count=50)
         op = sensor(sent["command_ids"], botocore_config=NO_BOTOCORE_RETRY, max_consecutive_api_errors=2)
         with pytest.raises(AirflowException, match="2 transient AWS errors in a row"):
             op.poke(make_context(task_id="wait"))
