@@ -1,6 +1,6 @@
 """Worker-slot time and detection latency of each way of waiting, through a real scheduler run.
 
-Run: .venv/bin/python benchmarks/bench_slots.py [--poke-interval 300] [--batch-seconds 540]
+Run: .venv/bin/python benchmarks/bench_slots.py [--poke-interval 300] [--batch-seconds 780]
 
 Starts the executing emulator and `airflow standalone` (LocalExecutor, SQLite) on the DAGs of
 `benchmarks/dags/`, one per way of waiting, sends one batch (`sleep <batch-seconds>` on 3 instances)
