@@ -46,7 +46,7 @@ demo: venv
 run: venv
 	PYTHONPATH=local:plugins $(PY) local/standalone.py
 
-# Figures, not tests (about 15 minutes, not part of `make test`): AWS calls and verdict per check, calls
+# Figures, not tests (about 20 minutes, not part of `make test`): AWS calls and verdict per check, calls
 # per night, worker-slot time through a real scheduler run, parse time, the send path; ours beside the
 # Amazon provider's, on the executing emulator. Tables printed and written to build/bench/bench.{md,json}.
 .PHONY: bench

@@ -98,10 +98,11 @@ def _settle(control: Any, ssm: Any, before: set[str]) -> tuple[int, dict[str, in
 def _one(
     emu: Any, ssm: Any, ids: Sequence[str], send: Callable[[Sequence[str]], str], throttle: float, lost: int
 ) -> dict[str, Any]:
-    emu.control.reset()
+    # The harness's own look-up comes before the reset: only the sender's calls are counted.
     before = {
         c["CommandId"] for page in ssm.get_paginator("list_commands").paginate() for c in page["Commands"]
     }
+    emu.control.reset()
     emu.control.throttle("SendCommand", rate=throttle)
     if lost:
         emu.control.lost_answer("SendCommand", count=lost, mode="500")

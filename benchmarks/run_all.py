@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/run_all.py [--quick] [--only checks send parse 
 
 Prints each table as it is measured and writes them, with the machine and the versions, to
 `build/bench/bench.md` and `build/bench/bench.json` (rewritten after each section, so a run that
-stops half-way keeps what it measured). About 15 minutes on 2 cores, most of it the scheduler run
+stops half-way keeps what it measured). About 20 minutes on 2 cores, most of it the scheduler run
 (`--quick` takes about 3: fewer sizes, a 60 s batch checked every 30 s).
 """
 
@@ -49,7 +49,7 @@ def markdown(info: dict[str, object], sections: list[Section]) -> str:
         + ".",
         "",
     ]
-    return "\n".join(lines) + "\n".join(t.markdown() for s in sections for t in s.tables)
+    return "\n".join(lines) + "\n" + "\n".join(t.markdown() for s in sections for t in s.tables)
 
 
 def write(out: Path, started: datetime, sections: list[Section]) -> None:
