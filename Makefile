@@ -50,6 +50,13 @@ demo: venv
 run: venv
 	PYTHONPATH=local:plugins $(PY) local/standalone.py
 
+# Figures, not tests (about 20 minutes, not part of `make test`): AWS calls and verdict per check, calls
+# per night, worker-slot time through a real scheduler run, parse time, the send path; ours beside the
+# Amazon provider's, on the executing emulator. Tables printed and written to build/bench/bench.{md,json}.
+.PHONY: bench
+bench: venv
+	$(PY) benchmarks/run_all.py
+
 # The MWAA upload set in build/mwaa/: dags/, plugins.zip (zipped from inside plugins/), requirements.txt, startup.sh.
 mwaa: venv
 	$(PY) mwaa/bundle.py build/mwaa
