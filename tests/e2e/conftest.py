@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from devenv import LocalAws, airflow_env, migrate, standalone
@@ -25,8 +28,9 @@ def free_port() -> int:
 class Api:
     """A small client of Airflow's REST API, logged in as the standalone admin."""
 
-    def __init__(self, base: str, password_file):
+    def __init__(self, base: str, password_file, dag_id: str = DAG):
         self.base, self.password_file, self.token = base, password_file, None
+        self.dag_id = dag_id
         self.late_scheduled_run: dict = {}
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -58,10 +62,12 @@ class Api:
         raise AssertionError("airflow standalone did not come up")
 
     def run_path(self, run_id: str) -> str:
-        return f"/api/v2/dags/{DAG}/dagRuns/{urllib.request.quote(run_id, safe='')}"
+        return f"/api/v2/dags/{self.dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}"
 
     def trigger(self, conf: dict) -> str:
-        status, run = self.call("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None, "conf": conf})
+        status, run = self.call(
+            "POST", f"/api/v2/dags/{self.dag_id}/dagRuns", {"logical_date": None, "conf": conf}
+        )
         assert status == 200, run
         return run["dag_run_id"]
 
@@ -92,21 +98,14 @@ class Api:
         raise AssertionError(f"timed out waiting for {what}; last answer: {answer}")
 
 
-@pytest.fixture(scope="package")
-def api(emulator, tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow-standalone")
+@contextlib.contextmanager
+def standalone_api(
+    emulator, home: Path, dag_id: str = DAG, *, dags_folder: Path | None = None, **batch: str
+) -> Iterator[Api]:
+    """``airflow standalone`` on the emulator (SQLite, free ports), logged in, ``dag_id`` parsed."""
     aws = LocalAws(emulator.endpoint_url, emulator.instance_ids, emulator.topic_arn, emulator.queue_url)
     port = free_port()
-    # The nightly tick was 12 hours ago: unpausing creates that scheduled run, which must be skipped.
-    # dagrun_timeout is 3 minutes so a timed-out run can be watched (every other run ends sooner).
-    due = datetime.now(UTC) - timedelta(hours=12)
-    env = airflow_env(
-        aws,
-        home,
-        POLL_SECONDS="10",  # shorter invites an Airflow requeue race under load (see test_run_safety)
-        SCHEDULE=f"{due.minute} {due.hour} * * *",
-        DAGRUN_TIMEOUT_HOURS=str(DAGRUN_TIMEOUT_HOURS),
-    )
+    env = airflow_env(aws, home, **batch)
     env.update(
         {
             "AIRFLOW__API__PORT": str(port),
@@ -118,13 +117,38 @@ def api(emulator, tmp_path_factory):
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         }
     )
+    if dags_folder is not None:
+        env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
     migrate(env)
     with standalone(env, log=home / "standalone.log"):
-        client = Api(f"http://localhost:{port}", home / "simple_auth_manager_passwords.json.generated")
+        client = Api(
+            f"http://localhost:{port}", home / "simple_auth_manager_passwords.json.generated", dag_id
+        )
         client.login(time.monotonic() + 120)
         client.wait_for(
-            f"/api/v2/dags/{DAG}", lambda dag: dag.get("dag_id") == DAG, time.monotonic() + 120, "DAG"
+            f"/api/v2/dags/{dag_id}", lambda dag: dag.get("dag_id") == dag_id, time.monotonic() + 120, "DAG"
         )
+        yield client
+
+
+@pytest.fixture(scope="session")
+def start_standalone():
+    """:func:`standalone_api`, for test modules that need an Airflow of their own (another DAG folder)."""
+    return standalone_api
+
+
+@pytest.fixture(scope="package")
+def api(emulator, tmp_path_factory):
+    # The nightly tick was 12 hours ago: unpausing creates that scheduled run, which must be skipped.
+    # dagrun_timeout is 3 minutes so a timed-out run can be watched (every other run ends sooner).
+    due = datetime.now(UTC) - timedelta(hours=12)
+    with standalone_api(
+        emulator,
+        tmp_path_factory.mktemp("airflow-standalone"),
+        POLL_SECONDS="10",  # shorter invites an Airflow requeue race under load (see test_run_safety)
+        SCHEDULE=f"{due.minute} {due.hour} * * *",
+        DAGRUN_TIMEOUT_HOURS=str(DAGRUN_TIMEOUT_HOURS),
+    ) as client:
         # The DAG is unpaused: its latest nightly tick starts at once (and skips itself); let it end.
         runs = client.wait_for(
             f"/api/v2/dags/{DAG}/dagRuns",
