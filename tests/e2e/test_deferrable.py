@@ -8,6 +8,7 @@ The jobs' ``deferrable`` Param is exercised on the Celery stack (tests/distribut
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -67,13 +68,24 @@ def test_a_run_can_choose_reschedule_from_the_param(airflow, aws):
     not hasattr(BaseTrigger, "on_kill"), reason="this Airflow never calls a trigger's on_kill"
 )
 def test_marking_the_deferred_wait_failed_cancels_the_commands(airflow, aws):
-    """Airflow calls the trigger's on_kill on a user action (not on a triggerer restart)."""
+    """Airflow calls the trigger's on_kill on a user action (not on a triggerer restart).
+
+    Only a trigger the triggerer has started can be killed: a wait marked failed before that (the
+    triggerer picks new triggers up every few seconds) leaves its commands to the DAG's teardown,
+    which the jobs' DAGs have. So the test marks it failed once the trigger has logged its start.
+    """
     path = airflow.run_path(airflow.trigger({"seconds": 300}))
     airflow.wait_for(
         f"{path}/taskInstances/wait",
         lambda ti: ti.get("state") == "deferred",
         time.monotonic() + 120,
         "deferral",
+    )
+    airflow.wait_for(
+        f"{path}/taskInstances/wait/logs/1?full_content=true",
+        lambda log: re.search(r"\(ID \d+\) starting", json.dumps(log)) is not None,  # the triggerer's line
+        time.monotonic() + 120,
+        "the triggerer to start the trigger",
     )
     status, _ = airflow.call("PATCH", f"{path}/taskInstances/wait", {"new_state": "failed"})
     assert status == 200
