@@ -53,7 +53,7 @@ class FailureAlert:
         """One line under 100 chars naming the DAG and what failed (SNS refuses anything else)."""
         if self.failed_rows:
             size = f"/{self.fleet_size}" if self.fleet_size else ""
-            what = f"{len(self.failed_rows)}{size} instance(s) failed"
+            what = self.headline or f"{len(self.failed_rows)}{size} host(s) failed"
         else:
             what = self.headline or f"task {self.task_id} failed"
         text = _SUBJECT_UNSAFE.sub(" ", f"Airflow: {self.dag_id} - {what}").strip()

@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cots_ssm.status import FailurePolicy
+from cots_ssm.verdict import FailurePolicy
 
 PREFIX = "COTS_BATCH_"
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from cots_ssm.status import CANCELLED_STATUSES, Status, parse_status
 from cots_ssm.validation import MAX_INSTANCE_IDS_PER_COMMAND
 
 _TOKEN = re.compile(
@@ -139,46 +138,11 @@ def parse_token(comment: str | None) -> Token | None:
     return Token(match["digest"], attempt, int(match["index"]), int(match["total"]))
 
 
-def _requested(command: Mapping[str, Any]) -> str:
-    return str(command.get("RequestedDateTime") or "")
-
-
-def is_cancelled(command: Mapping[str, Any]) -> bool:
-    """Whether a command was cancelled (or is being cancelled): it never speaks for its instances."""
-    return parse_status(str(command.get("Status") or Status.PENDING.value)) in CANCELLED_STATUSES
-
-
 def run_commands(digest: str, commands: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The commands of one run (its token's digest) in the order they speak for their instances.
-
-    Oldest attempt and chunk first; within a chunk sent more than once, cancelled duplicates come
-    before the command that was kept, so the kept one is the last word on its instances.
-    """
-    tokens = ((parse_token(c.get("Comment")), c) for c in commands)
-    mine = [(token, c) for token, c in tokens if token and token.digest == digest]
-    mine.sort(
-        key=lambda pair: (pair[0].attempt, pair[0].chunk, not is_cancelled(pair[1]), _requested(pair[1]))
-    )
-    return [command for _, command in mine]
-
-
-def attempt_of(command: Mapping[str, Any]) -> int:
-    """The attempt a command of ours belongs to (0 for a command without our token)."""
-    token = parse_token(command.get("Comment"))
-    return token.attempt if token else 0
-
-
-def chunk_commands(
-    digest: str, attempt: int, commands: Iterable[Mapping[str, Any]]
-) -> dict[int, list[Mapping[str, Any]]]:
-    """Every command of one attempt of the run, by chunk index, oldest first.
-
-    More than one command per chunk means SendCommand ran more than once for it (an answer lost
-    after AWS acted, then sent again): all of them must be watched, and all but one cancelled.
-    """
-    found: dict[int, list[Mapping[str, Any]]] = {}
-    for command in run_commands(digest, commands):
+    """The commands of one run: those whose Comment carries its token's digest (any attempt)."""
+    mine = []
+    for command in commands:
         token = parse_token(command.get("Comment"))
-        if token and token.attempt == attempt:
-            found.setdefault(token.chunk, []).append(command)
-    return found
+        if token and token.digest == digest:
+            mine.append(command)
+    return mine

@@ -6,8 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cots_ssm.compat import AirflowFailException
-from cots_ssm.status import Outcome
+from cots_ssm.verdict import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +44,30 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def report_fleet(ti: Any = None, wait_task_id: str = "wait") -> dict[str, Any]:
-    """Print the result table of the sensor ``wait_task_id``; fail if the fleet did not succeed.
+def report_fleet(ti: Any = None, dag_run: Any = None, wait_task_id: str = "wait") -> dict[str, Any]:
+    """Print the per-host result table of this attempt's wait (``wait_task_id``), whatever it found.
 
-    Runs whatever the sensor's outcome (trigger rule ``all_done``) so the table is there on
-    failure too, and fails then so the DAG run is marked failed.
+    Runs whatever the wait's outcome (a teardown: ``all_done``) so the table is there on failure
+    too, and stays green: the wait is the one task that fails, with the reason, when the fleet
+    failed. A verdict left by an earlier attempt is never printed as this attempt's.
     """
-    rows = ti.xcom_pull(task_ids=wait_task_id, key="results") or []
+    attempt = int(getattr(dag_run, "clear_number", 0) or 0) + 1
     verdict = ti.xcom_pull(task_ids=wait_task_id, key="verdict") or {}
-    log.info("Fleet result: %s", verdict.get("progress", "no verdict: the sensor did not finish"))
-    log.info("Per-instance results:\n%s", format_table(rows) if rows else "(no invocation results)")
-    if verdict.get("outcome") != Outcome.SUCCEEDED.value:
-        raise AirflowFailException(
-            f"The fleet run did not succeed ({verdict.get('outcome', 'unknown')}): see task {wait_task_id}"
+    if verdict.get("attempt", 1) != attempt:
+        log.warning(
+            "Attempt %s of this run has no verdict: the run did not reach the end of its wait (a task before "
+            "it failed or was stopped: see the red task). Nothing is printed from attempt %s.",
+            attempt,
+            verdict.get("attempt", 1),
         )
-    return verdict
+        return {"attempt": attempt, "outcome": "no verdict"}
+    rows = ti.xcom_pull(task_ids=wait_task_id, key="results") or []
+    log.info("Fleet result (attempt %s): %s", attempt, verdict.get("progress", "no progress recorded"))
+    if verdict.get("gone"):
+        log.warning(
+            "Hosts gone from the fleet since an earlier attempt (not sent, not counted): %s", verdict["gone"]
+        )
+    log.info("Per-host results:\n%s", format_table(rows) if rows else "(no invocation results)")
+    if verdict.get("outcome") != Outcome.SUCCEEDED.value:
+        log.warning("The fleet run did not succeed (%s): see task %s", verdict.get("outcome"), wait_task_id)
+    return dict(verdict)

@@ -38,6 +38,7 @@ class RunFacts:
     :param verdict: the sensor's recorded ``verdict`` summary.
     :param sent: what the run task returned (command ids, region, document, log group).
     :param aws_conn_id: the AWS connection of the run task.
+    :param attempt: the run's attempt (1, then one more per Clear).
     """
 
     state: str
@@ -48,6 +49,7 @@ class RunFacts:
     verdict: Mapping[str, Any] = field(default_factory=dict)
     sent: Mapping[str, Any] = field(default_factory=dict)
     aws_conn_id: str = "aws_default"
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -138,16 +140,22 @@ class AirflowSource:
                 return None
             wanted = [(wait_task_id, "results"), (wait_task_id, "verdict"), (run_task_id, "return_value")]
             xcoms = self._xcoms(session, dag_id, [run_id], wanted)
-            rows = xcoms.get((run_id, wait_task_id, "results"))
+            attempt = int(getattr(dag_run, "clear_number", 0) or 0) + 1
+            verdict = xcoms.get((run_id, wait_task_id, "verdict")) or {}
+            sent = xcoms.get((run_id, run_task_id, "return_value")) or {}
+            # What an earlier attempt recorded stays in XCom until its task runs again: never show it.
+            current = isinstance(verdict, dict) and verdict.get("attempt", 1) == attempt
+            rows = xcoms.get((run_id, wait_task_id, "results")) if current else None
             return RunFacts(
                 state=str(dag_run.state or ""),
                 start_date=dag_run.start_date,
                 end_date=dag_run.end_date,
                 run_after=getattr(dag_run, "run_after", None),
                 rows=rows if isinstance(rows, list) else None,
-                verdict=xcoms.get((run_id, wait_task_id, "verdict")) or {},
-                sent=xcoms.get((run_id, run_task_id, "return_value")) or {},
+                verdict=verdict if current else {},
+                sent=sent if isinstance(sent, dict) and sent.get("attempt", 1) == attempt else {},
                 aws_conn_id=_conn_id(dag_id, run_task_id),
+                attempt=attempt,
             )
 
     def history(self, dag_id: str, wait_task_id: str, limit: int) -> list[HistoryPoint]:
@@ -224,7 +232,8 @@ def load_page(
     rows, summary, note, region, command_ids = facts.rows, dict(facts.verdict), "", "", []
     if rows is None:
         read = source.live(dag_id, run_id, run_task_id, facts)
-        rows, summary = live_rows(read.commands, read.invocations) if read.commands else ([], {})
+        gone = list(facts.sent.get("gone") or ())
+        rows, summary = live_rows(read.commands, read.invocations, gone) if read.commands else ([], {})
         note = read.error or ("" if read.commands else "No SSM command of this run found yet.")
         region, command_ids = read.region, [c["CommandId"] for c in read.commands]
     else:

@@ -14,18 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cots_ssm.plan import attempt_of
-from cots_ssm.status import (
-    CommandSummary,
-    InvocationResult,
-    Outcome,
-    Status,
-    explain,
-    fleet_verdict,
-    is_failure,
-    is_running,
-    parse_status,
-)
+from cots_ssm.ledger import RunLedger
+from cots_ssm.render import summary, table
+from cots_ssm.status import Status, explain, is_failure, is_running, read_status
+from cots_ssm.verdict import Outcome
 
 #: Console links of one instance: ``(label, url)`` pairs, given by the Airflow side of the page.
 LinkMaker = Callable[[str, str], Sequence[tuple[str, str]]]
@@ -88,7 +80,7 @@ class InstanceView:
     @classmethod
     def from_row(cls, row: Mapping[str, Any], links: LinkMaker | None = None) -> InstanceView:
         """Build from one row of the sensor's ``results`` table (:meth:`FleetVerdict.table`)."""
-        status = parse_status(str(row["status"]))
+        status = read_status(row["status"])
         command_id = str(row.get("command_id") or "")
         code = row.get("exit_code")
         duration = row.get("duration_seconds")
@@ -179,20 +171,15 @@ def views_from_rows(rows: Iterable[Mapping[str, Any]], links: LinkMaker | None =
 
 
 def live_rows(
-    commands: Sequence[Mapping[str, Any]], invocations: Iterable[Mapping[str, Any]]
+    commands: Sequence[Mapping[str, Any]], invocations: Iterable[Mapping[str, Any]], gone: Sequence[str] = ()
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Result rows and a verdict summary from ListCommands / ListCommandInvocations answers.
 
-    The same reading as the sensor's: the last command listing an instance speaks for it, and the
-    rows are :meth:`FleetVerdict.table` rows with the attempt of their command.
+    The run's ledger reads them as the wait does: one row per host, its latest invocation, each
+    with its attempt; hosts that left the fleet (``gone``) are named, not counted.
     """
-    summaries = [CommandSummary.from_api(c) for c in commands]
-    verdict = fleet_verdict(summaries, [InvocationResult.from_api(i) for i in invocations])
-    attempts = {c["CommandId"]: attempt_of(c) for c in commands}
-    rows = verdict.table()
-    for row in rows:
-        row["attempt"] = attempts.get(row["command_id"]) or 1
-    summary = verdict.summary()
-    # The run's tolerance is the sensor's to apply: live, the page only says whether it still runs.
-    summary["outcome"] = Outcome.RUNNING.value if verdict.outcome is Outcome.RUNNING else ""
-    return rows, summary
+    verdict = RunLedger.from_api(commands, invocations).verdict(gone=gone)
+    done = summary(verdict)
+    # The run's tolerance is the wait's to apply: live, the page only says whether it still runs.
+    done["outcome"] = Outcome.RUNNING.value if verdict.outcome is Outcome.RUNNING else ""
+    return table(verdict), done

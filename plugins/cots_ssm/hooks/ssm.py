@@ -21,8 +21,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from cots_ssm.plan import attempt_of, run_commands
-from cots_ssm.status import LIVE_STATUSES, is_running, parse_status
+from cots_ssm.plan import run_commands
+from cots_ssm.status import LIVE_STATUSES, is_running, read_status
 from cots_ssm.validation import MAX_INSTANCE_IDS_PER_COMMAND
 
 #: Error codes that say "try again later", never "this failed".
@@ -55,8 +55,6 @@ THROTTLING_ERROR_CODES = frozenset(
 #: is never retried by botocore: it has no idempotency token (see ``SsmFleetHook.send_command_once``).
 DEFAULT_BOTOCORE_CONFIG: dict[str, Any] = {"retries": {"mode": "adaptive", "max_attempts": 8}}
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
-#: At most this many failed instances get their full output read with GetCommandInvocation.
-MAX_OUTPUT_FETCHES = 50
 
 
 class SendOutcome(enum.StrEnum):
@@ -101,8 +99,8 @@ def aws_time(moment: datetime) -> str:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether an AWS call error is throttling, a 5xx or a connection problem."""
-    if isinstance(error, (ConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+    """Whether an AWS call error is throttling, a 5xx or a connection problem (dropped ones included)."""
+    if isinstance(error, (ConnectionError, ConnectTimeoutError, ReadTimeoutError, HTTPClientError)):
         return True
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
@@ -115,19 +113,6 @@ def error_code(error: BaseException) -> str:
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", ""))
     return ""
-
-
-def attempts_of(commands_or_invocations: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """The attempt of each command, from the run token in the Comment of its command or invocations.
-
-    ListCommandInvocations repeats the command's Comment on every invocation, so a check that did
-    not read ListCommands still knows the attempt of each command that listed an invocation.
-    """
-    attempts: dict[str, int] = {}
-    for item in commands_or_invocations:
-        if item.get("CommandId") and item["CommandId"] not in attempts:
-            attempts[item["CommandId"]] = attempt_of(item)
-    return attempts
 
 
 @dataclass(frozen=True)
@@ -144,6 +129,19 @@ class CancelReport:
     cancelled: tuple[str, ...] = ()
     live: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+
+    def merged(self, later: CancelReport) -> CancelReport:
+        """The union of this report and a later look-up's, each id once."""
+
+        def union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(dict.fromkeys([*a, *b]))
+
+        return CancelReport(
+            union(self.found, later.found),
+            union(self.cancelled, later.cancelled),
+            union(self.live, later.live),
+            later.failed,
+        )
 
 
 class SsmFleetHook(SsmHook):
@@ -189,8 +187,10 @@ class SsmFleetHook(SsmHook):
         return [dict(c) for c in run_commands(digest, self.list_commands_since(invoked_after, document_name))]
 
     def get_commands(self, command_ids: Iterable[str]) -> list[dict[str, Any]]:
-        """The ``Command`` of each id, in the order given."""
-        return [self.conn.list_commands(CommandId=cid)["Commands"][0] for cid in command_ids]
+        """The ``Command`` of each id SSM lists, in the order given (one not listed yet is left out)."""
+        return [
+            c for cid in command_ids for c in self.conn.list_commands(CommandId=cid).get("Commands") or ()
+        ]
 
     def list_invocations(self, command_id: str, *, details: bool = True) -> list[dict[str, Any]]:
         """Every invocation of a command, across all pages (50 per page)."""
@@ -215,7 +215,7 @@ class SsmFleetHook(SsmHook):
     def cancel_running(self, command_ids: Sequence[str]) -> list[str]:
         """Cancel those of ``command_ids`` that are still running; returns the ids cancelled."""
         running = [
-            c["CommandId"] for c in self.get_commands(command_ids) if is_running(parse_status(c["Status"]))
+            c["CommandId"] for c in self.get_commands(command_ids) if is_running(read_status(c.get("Status")))
         ]
         for command_id in running:
             self.cancel_command(command_id)
@@ -237,7 +237,7 @@ class SsmFleetHook(SsmHook):
         commands.update({c["CommandId"]: c for c in self.get_commands(missing)} if missing else {})
         cancelled, live, failed = [], [], []
         for command_id, command in commands.items():
-            status = parse_status(command["Status"])
+            status = read_status(command.get("Status"))
             if not is_running(status):
                 continue
             try:
@@ -285,8 +285,11 @@ class SsmFleetHook(SsmHook):
 
     @staticmethod
     async def get_commands_async(client: Any, command_ids: Iterable[str]) -> list[dict[str, Any]]:
-        """The ``Command`` of each id, in the order given (one ListCommands call each)."""
-        return [(await client.list_commands(CommandId=cid))["Commands"][0] for cid in command_ids]
+        """The ``Command`` of each id SSM lists, in the order given (one ListCommands call each)."""
+        found: list[dict[str, Any]] = []
+        for command_id in command_ids:
+            found += (await client.list_commands(CommandId=command_id)).get("Commands") or ()
+        return found
 
     @staticmethod
     async def get_invocation_async(client: Any, command_id: str, instance_id: str) -> dict[str, Any]:
@@ -300,7 +303,7 @@ class SsmFleetHook(SsmHook):
     async def cancel_running_async(cls, client: Any, command_ids: Sequence[str]) -> list[str]:
         """Cancel those of ``command_ids`` that are still running; returns the ids cancelled."""
         commands = await cls.get_commands_async(client, command_ids)
-        running = [c["CommandId"] for c in commands if is_running(parse_status(c["Status"]))]
+        running = [c["CommandId"] for c in commands if is_running(read_status(c.get("Status")))]
         for command_id in running:
             await client.cancel_command(CommandId=command_id)
         return running

@@ -112,6 +112,8 @@ def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
     wait = SsmRunCommandFleetSensor(
         task_id="wait",
         command_ids=run.output["command_ids"],  # type: ignore[index]
+        gone=run.output["gone"],  # type: ignore[index]
+        run_attempt=run.output["attempt"],  # type: ignore[index]
         max_failed_instances="{{ params.max_failed_instances }}",
         failure_policy="{{ params.failure_policy }}",
         poke_interval="{{ params.poll_interval_seconds }}",
@@ -122,7 +124,6 @@ def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
     report = PythonOperator(
         task_id="report",
         python_callable=report_fleet,
-        trigger_rule="all_done",
         on_failure_callback=None,
         retries=0,
     )
@@ -130,13 +131,15 @@ def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
         task_id="cancel_leftovers",
         command_ids="{{ ti.xcom_pull(task_ids='run', key='command_ids') }}",  # found by token anyway
         run_task_id="run",
-        verdict_task_id="wait",
+        wait_task_id="wait",
         run_skipped="{{ ti.xcom_pull(task_ids='window', key='in_window') == False }}",  # nothing sent
-        on_failure_callback=alert,  # it cancelled a fleet still running, or could not: say so
+        on_failure_callback=alert,  # the run was stopped mid-batch (no task said so), or it could not cancel
     )
-    # Airflow judges the run by this teardown alone (on_failure_fail_dagrun): it fails when it had
-    # to cancel a fleet still running (a run marked failed mid-batch would otherwise end "success",
-    # its other leaves skipped), when it cannot cancel, and when the fleet's verdict is not success.
+    # One red task per incident. The report is a teardown that never fails the run, so the wait stays
+    # a leaf: its failure (naming the failed hosts) is what fails the run, and the report stays green.
+    # The cleanup fails the run (on_failure_fail_dagrun) only for what no other task reports: a run
+    # stopped mid-batch (a run marked failed would otherwise end "success", its other leaves skipped).
+    report.as_teardown(setups=run)
     teardown = cancel.as_teardown(setups=run, on_failure_fail_dagrun=True)
     window >> preflight >> run >> wait >> report >> teardown
     # Also after a failed run task: what it sent before failing must not run unwatched.

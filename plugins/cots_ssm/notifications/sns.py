@@ -12,8 +12,8 @@ from airflow.sdk import BaseNotifier
 from cots_ssm.alert import FailureAlert, fifo_ids
 from cots_ssm.hooks.ssm import CancelReport, SsmFleetHook
 from cots_ssm.links.ssm import fleet_page_url, log_group_url, run_command_url
-from cots_ssm.plan import LOOKUP_MARGIN, run_token_digest
-from cots_ssm.status import is_failure, parse_status
+from cots_ssm.plan import LOOKUP_MARGIN, current_attempt, run_token_digest
+from cots_ssm.status import is_failure, read_status
 
 #: Why Airflow ends a DAG run as failed, as its DAG-level callback is told (``context["reason"]``).
 TASK_FAILURE_REASON = "task_failure"
@@ -30,7 +30,7 @@ class SsmFailureSnsNotifier(BaseNotifier):
     run, the task, the error, each failed instance (from the sensor's ``results`` XCom), the SSM
     command ids with console links and the Airflow log URL, capped below 256 KB. FIFO topics get a
     message group and deduplication id. A publish error is logged loudly and never replaces the
-    task's own failure. An exception marked ``already_reported`` (another task alerted) sends none.
+    task's own failure.
 
     :param target_arn: the SNS topic ARN; templated. Empty means "no alert" (logged).
     :param run_task_id: the task that sent the commands (its XCom has ``command_ids``).
@@ -58,21 +58,26 @@ class SsmFailureSnsNotifier(BaseNotifier):
         self.region_name = region_name
 
     def build_alert(self, context: Any) -> FailureAlert:
-        """Gather what failed from the Airflow context."""
+        """Gather what failed from the Airflow context: this attempt's hand-ons only, never earlier ones."""
         ti = context["ti"]
+        attempt = current_attempt(context)
         sent = ti.xcom_pull(task_ids=self.run_task_id) or {}
+        sent = sent if isinstance(sent, dict) and sent.get("attempt", 1) == attempt else {}
+        verdict = ti.xcom_pull(task_ids=self.wait_task_id, key="verdict") or {}
         rows = ti.xcom_pull(task_ids=self.wait_task_id, key="results") or []
+        rows = rows if isinstance(verdict, dict) and verdict.get("attempt", 1) == attempt else []
         region = sent.get("region_name") or self.region_name or "us-east-1"
         error = context.get("exception")
+        headline = getattr(error, "headline", "") if error else str(context.get("reason") or "").split(";")[0]
         return FailureAlert(
-            headline="" if error else str(context.get("reason") or "").split(";")[0][:80],
+            headline=headline[:80],
             dag_id=ti.dag_id,
             run_id=ti.run_id,
             task_id=ti.task_id,
             try_number=getattr(ti, "try_number", None),
             error=str(error or context.get("reason") or ""),
             log_url=getattr(ti, "log_url", "") or "",
-            failed_rows=[row for row in rows if is_failure(parse_status(row["status"]))],
+            failed_rows=[row for row in rows if is_failure(read_status(row.get("status")))],
             fleet_size=len(sent.get("instance_ids") or rows) or None,
             command_links={cid: run_command_url(region, cid) for cid in sent.get("command_ids") or ()},
             log_group_url=log_group_url(region, sent["log_group"]) if sent.get("log_group") else "",
@@ -80,9 +85,6 @@ class SsmFailureSnsNotifier(BaseNotifier):
         )
 
     def notify(self, context: Any) -> None:
-        if getattr(context.get("exception"), "already_reported", False):
-            self.log.info("No alert: %s", context["exception"])
-            return
         try:
             alert = self.build_alert(context)
         except Exception:

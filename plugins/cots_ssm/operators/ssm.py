@@ -4,55 +4,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from botocore.exceptions import BotoCoreError, ClientError
 
 from cots_ssm import validation
-from cots_ssm.compat import AirflowException, AirflowFailException, AirflowSkipException
-from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SendOutcome, SsmFleetHook, error_text, send_outcome
+from cots_ssm.compat import AirflowException, AirflowSkipException
+from cots_ssm.errors import FleetRunError, FleetRunFailed
+from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SsmFleetHook, error_text
+from cots_ssm.ledger import RunLedger
 from cots_ssm.links.ssm import CloudWatchOutputLink, SsmRunCommandLink, log_group_fragment
-from cots_ssm.plan import (
-    TOKEN_CHARS,
-    CommandChunk,
-    attempt_of,
-    chunk_commands,
-    current_attempt,
-    is_cancelled,
-    lookup_since,
-    plan_chunks,
-    run_token_digest,
-)
-from cots_ssm.redrive import plan_redrive
-from cots_ssm.status import InvocationResult, Outcome, PingStatus
+from cots_ssm.plan import TOKEN_CHARS, current_attempt, lookup_since, run_token_digest
+from cots_ssm.send import FleetSender, SendRefused, SendStopped, SendUnconfirmed
+from cots_ssm.status import PingStatus
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 SHELL_DOCUMENTS = frozenset({"AWS-RunShellScript"})
-#: SendCommand requests per chunk and try: throttled ones, and lost answers found to have done nothing.
-MAX_SEND_ATTEMPTS = 5
-#: Seconds between the two ListCommands look-ups after a lost SendCommand answer.
-LOOKUP_PAUSE_SECONDS = 2.0
-#: First pause before sending a refused (throttled) or lost chunk again; it doubles each time.
-SEND_BACKOFF_SECONDS = 1.0
 
 
-class RunDidNotSucceed(AirflowFailException):
-    """The run failed for a reason another task has already reported (and alerted about)."""
-
-    already_reported = True
-
-
-class _Refused(Exception):
-    """SendCommand refused for good for one chunk (carries the chunk and AWS's error)."""
-
-    def __init__(self, chunk: CommandChunk, error: BaseException):
-        super().__init__(chunk.describe())
-        self.chunk, self.error = chunk, error
+def is_last_try(ti: Any, retries: int) -> bool:
+    """Whether this try of the task is its last one (no retry follows a failure)."""
+    max_tries = getattr(ti, "max_tries", None)
+    max_tries = retries if not isinstance(max_tries, int) else max_tries
+    return int(getattr(ti, "try_number", 1) or 1) > max_tries
 
 
 class _FleetTargetsOperator(AwsBaseOperator[SsmFleetHook]):
@@ -80,7 +57,10 @@ class _FleetTargetsOperator(AwsBaseOperator[SsmFleetHook]):
             return ids
         found = {i["InstanceId"]: i for i in self.hook.describe_instances(instance_ids=ids, tags=tags)}
         if tags and not found:
-            raise AirflowFailException(f"No SSM-managed instance has the tags {tags}: nothing to run on.")
+            raise FleetRunFailed(
+                f"No SSM-managed instance has the tags {tags}: nothing to run on.",
+                headline="no host has the tags, nothing sent",
+            )
         problems = [f"{i}: unknown to SSM or not managed" for i in ids or () if i not in found]
         problems += [
             f"{i}: PingStatus {info.get('PingStatus')} (last ping {info.get('LastPingDateTime')})"
@@ -88,10 +68,11 @@ class _FleetTargetsOperator(AwsBaseOperator[SsmFleetHook]):
             if info.get("PingStatus") != PingStatus.ONLINE
         ]
         if problems and self.preflight:
-            raise AirflowFailException(
+            raise FleetRunFailed(
                 f"Preflight: {len(problems)} instance(s) cannot run the command; nothing was sent.\n"
                 + "\n".join(f"- {p}" for p in problems)
-                + "\n(set preflight=False to send anyway)"
+                + "\n(set preflight=False to send anyway)",
+                headline=f"preflight refused {len(problems)} host(s), nothing sent",
             )
         return ids or sorted(found)
 
@@ -128,7 +109,6 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
     :param comment: a comment shown in the SSM console (at most 65 chars: the run token is added).
     :param preflight: fail, naming them, if instances are unknown or not ``Online``; templated,
         a boolean or "true"/"false" (default: True).
-    :param adopt_existing: adopt commands an earlier try of the same attempt sent (default: True).
     :param redrive: after a Clear of the run, send the batch only to the instances whose latest
         invocation in the run did not succeed, and keep watching the earlier commands; False sends
         it to the whole fleet again. Templated, a boolean or "true"/"false" (default: True).
@@ -180,7 +160,6 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         cloudwatch_log_group_name: str | None = None,
         comment: str = "",
         preflight: bool | str = True,
-        adopt_existing: bool = True,
         redrive: bool | str = True,
         botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -203,7 +182,6 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         self.cloudwatch_log_group_name = cloudwatch_log_group_name
         self.comment = comment
         self.preflight = preflight
-        self.adopt_existing = adopt_existing
         self.redrive = redrive
 
     # -- stage 1: everything checked before AWS is called -------------------------------------------
@@ -254,188 +232,94 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
             kwargs["CloudWatchOutputConfig"] = config
         return kwargs
 
-    # -- stage 3: send each chunk at most once, or adopt what an earlier try sent ----------------------
-    def _find_chunk(self, chunk: CommandChunk, since: datetime) -> list[Mapping[str, Any]]:
-        """The commands carrying ``chunk``'s token, looked up twice: ListCommands may lag a moment."""
-        for pause in (0.0, LOOKUP_PAUSE_SECONDS):
-            time.sleep(pause)
-            listed = self.hook.list_commands_since(since, self.document_name)
-            found = chunk_commands(chunk.digest, chunk.attempt, listed).get(chunk.index, [])
-            if found:
-                return found
-        return []
-
-    def _adopt(self, chunk: CommandChunk, commands: Sequence[Mapping[str, Any]]) -> list[str] | None:
-        """Adopt what was sent for ``chunk``; cancel extra copies. Ids in verdict order, kept one last."""
-        live = [c for c in commands if not is_cancelled(c)]
-        if not live:
-            return None
-        for command in live:
-            if not chunk.matches(command):
-                raise AirflowFailException(
-                    f"Command {command['CommandId']} ({chunk.describe()}) was sent by an earlier try of "
-                    "this run to other instances than this try targets; not sending again. Trigger a new "
-                    "DAG run to run the batch on the new targets."
-                )
-        kept, extras = live[0], live[1:]
-        self.log.info(
-            "Adopting command %s (%s), already sent for this run", kept["CommandId"], chunk.describe()
-        )
-        for extra in extras:
-            self.log.warning(
-                "Command %s carries the same token as %s (%s): SendCommand ran twice. Cancelling the extra "
-                "one; its invocations stay watched.",
-                extra["CommandId"],
-                kept["CommandId"],
-                chunk.describe(),
-            )
-            self.hook.cancel_command(extra["CommandId"])
-        cancelled = [c["CommandId"] for c in commands if is_cancelled(c)]
-        return [*cancelled, *(e["CommandId"] for e in extras), kept["CommandId"]]
-
-    def _send_once(self, chunk: CommandChunk, kwargs: Mapping[str, Any], since: datetime) -> list[str]:
-        """Send one chunk: throttling is retried, a lost answer is looked up before sending again."""
-        comment = chunk.comment(self.comment or "")
-        for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
-            try:
-                command = self.hook.send_command_once(**kwargs, **chunk.target_kwargs(), Comment=comment)
-            except (ClientError, BotoCoreError) as error:
-                outcome = send_outcome(error)
-                if outcome is SendOutcome.REFUSED:
-                    raise _Refused(chunk, error) from error
-                if outcome is SendOutcome.AMBIGUOUS:
-                    self.log.warning(
-                        "SendCommand for %s: the answer was lost (%s); looking the command up by its token "
-                        "before sending anything again",
-                        chunk.describe(),
-                        error_text(error),
-                    )
-                    adopted = self._adopt(chunk, self._find_chunk(chunk, since))
-                    if adopted:
-                        return adopted
-                delay = min(SEND_BACKOFF_SECONDS * 2 ** (attempt - 1), 30.0)
-                self.log.warning(
-                    "SendCommand for %s not accepted (%s, attempt %s/%s); sending again in %ss",
-                    chunk.describe(),
-                    error_text(error),
-                    attempt,
-                    MAX_SEND_ATTEMPTS,
-                    delay,
-                )
-                time.sleep(delay)
-                continue
-            self.log.info("Sent command %s (%s)", command["CommandId"], chunk.describe())
-            return [command["CommandId"]]
-        raise AirflowException(
-            f"SendCommand for {chunk.describe()} was not accepted after {MAX_SEND_ATTEMPTS} attempts; "
-            "the next try looks up what was sent and sends only what is missing"
-        )
-
-    def _send_chunks(
-        self,
-        chunks: list[CommandChunk],
-        sent: Mapping[int, Sequence[Mapping[str, Any]]],
-        kwargs: Mapping[str, Any],
-        watched: list[str],
-        context: Context,
-    ) -> list[str]:
-        """Send (or adopt) every chunk; ``command_ids`` is in XCom as soon as each one is known."""
-        command_ids = list(watched)
-        this_attempt: list[str] = []
-        since = lookup_since(context)
-        for chunk in chunks:
-            try:
-                ids = (self._adopt(chunk, sent[chunk.index]) if chunk.index in sent else None) or (
-                    self._send_once(chunk, kwargs, since)
-                )
-            except _Refused as refused:
-                self._fail_refused(refused, this_attempt)
-            this_attempt += ids
-            command_ids += ids
-            context["ti"].xcom_push(key="command_ids", value=command_ids)
-        return command_ids
-
-    def _fail_refused(self, refused: _Refused, this_attempt: list[str]) -> NoReturn:
-        """A permanent error: cancel what this attempt sent, then fail for good (no retry re-sends)."""
-        not_cancelled = []
-        for command_id in this_attempt:
-            try:
-                self.hook.cancel_command(command_id)
-                self.log.warning(
-                    "Cancelled command %s: %s could not be sent", command_id, refused.chunk.describe()
-                )
-            except (ClientError, BotoCoreError) as error:
-                not_cancelled.append(f"{command_id} ({error_text(error)})")
-        cleanup = (
-            f"Cancelled the {len(this_attempt)} command(s) already sent ({', '.join(this_attempt)})."
-            if this_attempt
-            else "Nothing else had been sent."
-        )
-        if not_cancelled:
-            cleanup += f" Could NOT cancel: {', '.join(not_cancelled)}; the teardown tries again."
-        raise AirflowFailException(
-            f"SendCommand refused for {refused.chunk.describe()}: {error_text(refused.error)}. {cleanup} "
-            "Not retried: AWS would refuse it again. Fix the cause, then Clear the run: instances that "
-            "already succeeded are not run again."
-        )
-
-    # -- stage 2: what this try sends: the whole fleet, or a redrive of what did not succeed -------------
-    def _plan(
-        self,
-        digest: str,
-        attempt: int,
-        earlier: Sequence[Mapping[str, Any]],
-        targets: tuple[list[str] | None, dict[str, list[str]] | None],
-        resolved: list[str],
-        redrive: bool,
-    ) -> tuple[list[CommandChunk], list[str], list[str]]:
-        """The chunks to send, the earlier commands to keep watching, and the run's fleet."""
-        ids, tags = targets
-        if not earlier:
-            return plan_chunks(digest, attempt=attempt, instance_ids=ids, tags=tags), [], resolved
-        if not redrive:
-            self.log.info("Attempt %s: redrive is off, the whole fleet runs the batch again", attempt)
-            return plan_chunks(digest, attempt=attempt, instance_ids=ids, tags=tags), [], resolved
-        invocations = [
-            InvocationResult.from_api(item)
-            for command in earlier
-            for item in self.hook.list_invocations(command["CommandId"], details=False)
-        ]
-        redrive_plan = plan_redrive(invocations, resolved)
-        self.log.info("%s (attempt %s)", redrive_plan.describe(), attempt)
-        chunks = plan_chunks(digest, attempt=attempt, instance_ids=list(redrive_plan.rerun))
-        return chunks, [c["CommandId"] for c in earlier], list(redrive_plan.fleet)
+    # -- stage 2: the plan over hosts, from the run's ledger; stage 3: send what it says ------------------
+    def _fleet_now(self, ledger: RunLedger, ids: list[str] | None, resolved: list[str]) -> list[str]:
+        """The hosts of the fleet now; after a Clear, ids SSM no longer knows have left it."""
+        if not ids or self.preflight or not ledger.hosts:
+            return resolved
+        known = {i["InstanceId"] for i in self.hook.describe_instances(instance_ids=ids)}
+        return [i for i in resolved if i in known]
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
-            targets = self._targets()
+            ids, tags = self._targets()
             send_kwargs = self.build_send_kwargs()
             validation.comment(self.comment, reserved=TOKEN_CHARS)
             redrive = validation.boolean("redrive", self.redrive)
         except validation.InvalidParameterError as error:
-            raise AirflowFailException(f"Task {self.task_id}: {error}. Nothing was sent to AWS.") from None
-        resolved = self.resolve_instances(*targets)
+            raise FleetRunFailed(
+                f"Task {self.task_id}: {error}. Nothing was sent to AWS.",
+                headline="invalid parameters, nothing sent",
+            ) from None
+        resolved = self.resolve_instances(ids, tags)
         ti = context["ti"]
-        digest = run_token_digest(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
         attempt = current_attempt(context)
-        mine = self.hook.find_run_commands(digest, lookup_since(context), self.document_name)
-        earlier = [c for c in mine if attempt_of(c) < attempt]
-        chunks, watched, fleet = self._plan(digest, attempt, earlier, targets, resolved, redrive)
-        sent = chunk_commands(digest, attempt, mine) if self.adopt_existing else {}
-        command_ids = self._send_chunks(chunks, sent, send_kwargs, watched, context)
+        self._sender = FleetSender(
+            self.hook,
+            digest=run_token_digest(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1)),
+            attempt=attempt,
+            since=lookup_since(context),
+            document_name=self.document_name,
+            log=self.log,
+        )
+        ledger = self._sender.read_ledger()
+        plan = ledger.plan(attempt, self._fleet_now(ledger, ids, resolved), redrive=redrive)
+        self.log.info("%s", plan.describe())
+        if not redrive and not plan.fresh:
+            self.log.info("Attempt %s: redrive is off, every host whose batch ended runs it again", attempt)
+
+        def progress(sent: list[str]) -> None:
+            ti.xcom_push(key="command_ids", value=[*ledger.speaking_commands(plan.fleet, attempt), *sent])
+
+        try:
+            result = self._sender.send(
+                ledger, plan, send_kwargs, tags=tags, comment=self.comment, on_sent=progress
+            )
+        except SendRefused as refused:
+            raise FleetRunFailed(
+                _refused_text(refused), headline="SendCommand refused, run stopped"
+            ) from None
+        except (SendUnconfirmed, SendStopped) as error:
+            if is_last_try(ti, self.retries or 0):
+                self._give_up(attempt, str(error))
+            raise FleetRunError(f"Task {self.task_id}, attempt {attempt}: {error}") from None
         log_group = self._log_group(send_kwargs)
-        self._persist_links(context, command_ids[len(watched) :] or command_ids, log_group)
-        result = {
-            "command_ids": command_ids,
-            "instance_ids": fleet,
+        self._persist_links(context, result.sent or result.watched, log_group)
+        handed_on = {
             "attempt": attempt,
+            "command_ids": result.watched,
+            "instance_ids": list(plan.fleet),
+            "sent_to": list(plan.send),
+            "gone": list(plan.gone),
             "document_name": self.document_name,
             "region_name": self.hook.conn_region_name,
             "log_group": log_group,
         }
-        for key in ("command_ids", "instance_ids"):
-            ti.xcom_push(key=key, value=result[key])
-        return result
+        for key in ("attempt", "command_ids", "instance_ids", "gone"):
+            ti.xcom_push(key=key, value=handed_on[key])
+        return handed_on
+
+    def _give_up(self, attempt: int, why: str) -> None:
+        """The last try could not confirm its sends: cancel what the attempt sent, fail for good."""
+        assert self._sender is not None
+        sent = [c.command_id for c in self._sender.read_ledger().commands_of(attempt) if not c.cancelled]
+        cancelled, failed = self._sender.cancel(sent, "the last try of the send did not complete")
+        cleanup = f"Cancelled what attempt {attempt} had sent: {', '.join(cancelled) or 'nothing'}."
+        if failed:
+            cleanup += f" Could NOT cancel: {', '.join(failed)}; the teardown tries again."
+        raise FleetRunFailed(
+            f"Task {self.task_id}, attempt {attempt}, last try: {why}. {cleanup} Clear the run once SSM "
+            "answers again: hosts that succeeded are not run again.",
+            headline="send not confirmed, run stopped",
+        )
+
+    def on_kill(self) -> None:
+        """Killed (the run marked failed, a timeout): send nothing more, cancel what this try sent."""
+        sender = getattr(self, "_sender", None)
+        if sender is not None:
+            cancelled, failed = sender.stop("the task was killed while sending")
+            if failed:
+                self.log.error("Could not cancel %s: cancel them in the SSM console", ", ".join(failed))
 
     def _log_group(self, send_kwargs: Mapping[str, Any]) -> str | None:
         config = send_kwargs.get("CloudWatchOutputConfig")
@@ -445,11 +329,28 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
 
     def _persist_links(self, context: Context, command_ids: list[str], log_group: str | None) -> None:
         region, partition = self.hook.conn_region_name, self.hook.conn_partition
-        SsmRunCommandLink.persist(context, self, region, partition, command_id=command_ids[0])
+        if command_ids:
+            SsmRunCommandLink.persist(context, self, region, partition, command_id=command_ids[0])
         if log_group:
             CloudWatchOutputLink.persist(
                 context, self, region, partition, log_group=log_group_fragment(log_group)
             )
+
+
+def _refused_text(refused: SendRefused) -> str:
+    cleanup = (
+        f"Cancelled the {len(refused.cancelled)} command(s) this try had sent "
+        f"({', '.join(refused.cancelled)})."
+        if refused.cancelled
+        else "Nothing else had been sent by this try."
+    )
+    if refused.not_cancelled:
+        cleanup += f" Could NOT cancel: {', '.join(refused.not_cancelled)}; the teardown tries again."
+    return (
+        f"SendCommand refused for {refused.chunk.describe()}: {error_text(refused.error)}. {cleanup} "
+        "Not retried: AWS would refuse it again. Fix the cause, then Clear the run: hosts that "
+        "already succeeded are not run again."
+    )
 
 
 class SsmFleetPreflightOperator(_FleetTargetsOperator):
@@ -488,7 +389,10 @@ class SsmFleetPreflightOperator(_FleetTargetsOperator):
             ids, tags = self._targets()
             validation.script_arguments(validation.from_template(self.script_arguments))
         except validation.InvalidParameterError as error:
-            raise AirflowFailException(f"Task {self.task_id}: {error}. Nothing was sent to AWS.") from None
+            raise FleetRunFailed(
+                f"Task {self.task_id}: {error}. Nothing was sent to AWS.",
+                headline="invalid parameters, nothing sent",
+            ) from None
         resolved = self.resolve_instances(ids, tags)
         self.log.info("%s instance(s) online and managed by SSM: %s", len(resolved), ", ".join(resolved))
         context["ti"].xcom_push(key="instance_ids", value=resolved)
@@ -499,24 +403,29 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
     """Cancel the commands of a run that are still running (a teardown: run it with ``all_done``).
 
     The run's commands are found by their token through ListCommands (every attempt), so a cleared
-    or empty XCom never hides one; ``command_ids`` only adds ids already known. Every cancel is
-    tried; if one fails the task fails, naming it, so its ``on_failure_callback`` alerts.
+    or empty XCom never hides one; ``command_ids`` only adds ids already known. When the send task
+    did not hand on this attempt's commands (it failed or was killed while sending), the look-up is
+    made again after ``settle_seconds``: a command whose answer was lost may take that long to show
+    in SSM's reads. Every cancel is tried; if one fails the task fails (retried), naming it.
+
+    It stays green when it only tidied up after a failure another task reported (one red task per
+    incident: the wait's verdict, a refused send, a failed preflight). It fails, naming what it
+    cancelled, when the attempt was stopped before its verdict while the fleet ran: the run or a
+    task was marked failed or killed mid-batch, which no other task reports.
 
     :param command_ids: command ids already known, e.g. from XCom (optional: a shortcut).
     :param run_task_id: the task that sent the commands; its token finds them (default: ``run``).
     :param document_name: the SSM document the commands ran (narrows ListCommands; default:
         ``AWS-RunShellScript``).
-    :param fail_on_leftovers: fail (without retry, naming them) after cancelling commands that
-        were still pending or in progress: the run ended before its fleet did (marked failed, or a
-        task failed mid-send), and that must not end as a success (default: True).
-    :param verdict_task_id: a sensor whose XCom ``verdict`` decides the run: after cleaning up,
-        fail with :class:`RunDidNotSucceed` (already reported by that task: no second alert)
-        unless it says ``succeeded``. Use it when the teardown decides the run's state
-        (``on_failure_fail_dagrun``), as Airflow then judges the run by its teardown alone
-        (default: None, no judgement).
+    :param fail_on_leftovers: fail (without retry) when the attempt was stopped mid-batch (its
+        commands sent, no verdict of the wait), or killed while sending with commands still
+        running (default: True).
+    :param wait_task_id: the wait whose attempt-stamped ``verdict`` explains a failure (default: ``wait``).
     :param run_skipped: templated; true when the run was skipped on purpose before anything was
         sent (e.g. a short circuit returned False): the teardown then skips itself, without any
         AWS call (default: False).
+    :param settle_seconds: how long to wait before looking again when a send may still be in
+        flight (default: 20).
     :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
     """
 
@@ -531,8 +440,9 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         run_task_id: str = "run",
         document_name: str = "AWS-RunShellScript",
         fail_on_leftovers: bool = True,
-        verdict_task_id: str | None = None,
+        wait_task_id: str = "wait",
         run_skipped: bool | str = False,
+        settle_seconds: float = 20.0,
         botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
@@ -541,8 +451,9 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         self.run_task_id = run_task_id
         self.document_name = document_name
         self.fail_on_leftovers = fail_on_leftovers
-        self.verdict_task_id = verdict_task_id
+        self.wait_task_id = wait_task_id
         self.run_skipped = run_skipped
+        self.settle_seconds = settle_seconds
 
     def execute(self, context: Context) -> list[str]:
         if validation.boolean("run_skipped", self.run_skipped):
@@ -550,34 +461,41 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         known = validation.from_template(self.command_ids)
         known = [known] if isinstance(known, str) and known else list(known or ())
         ti = context["ti"]
+        attempt = current_attempt(context)
         digest = run_token_digest(ti.dag_id, ti.run_id, self.run_task_id, getattr(ti, "map_index", -1))
-        report = self.hook.cancel_run(digest, lookup_since(context), self.document_name, known)
+        since = lookup_since(context)
+        report = self.hook.cancel_run(digest, since, self.document_name, known)
+        sent = ti.xcom_pull(task_ids=self.run_task_id, key="attempt") == attempt
+        if not sent:
+            self.log.info(
+                "Task %s did not hand on attempt %s's commands: looking again in %ss for a send in flight",
+                self.run_task_id,
+                attempt,
+                self.settle_seconds,
+            )
+            time.sleep(self.settle_seconds)
+            report = report.merged(self.hook.cancel_run(digest, since, self.document_name, known))
         for command_id in report.cancelled:
             self.log.warning("Cancelled command %s: it was still running when the run ended", command_id)
         if report.failed:
             raise AirflowException(
                 f"Could not cancel {len(report.failed)} command(s) still running on the fleet: "
                 + "; ".join(report.failed)
-                + ". Their instances may still be running the batch: cancel them in the SSM console."
+                + ". Their hosts may still be running the batch: cancel them in the SSM console."
             )
         if not report.cancelled:
             self.log.info("%s command(s) of this run found, none still running", len(report.found))
-        if report.live and self.fail_on_leftovers:
-            raise AirflowFailException(
-                f"The run ended while {len(report.live)} command(s) were still running on the fleet "
-                f"(the run was marked failed, or a task failed before the verdict); cancelled them: "
-                f"{', '.join(report.live)}. Their instances did not finish the batch: Clear the run to "
-                "re-run the instances that did not succeed."
+        verdict = ti.xcom_pull(task_ids=self.wait_task_id, key="verdict") or {}
+        judged = isinstance(verdict, dict) and verdict.get("attempt") == attempt
+        # Stopped mid-batch: sent, and the wait never reached a verdict; or killed while still sending.
+        stopped = (sent and not judged) or (not sent and bool(report.live))
+        if stopped and self.fail_on_leftovers:
+            raise FleetRunFailed(
+                f"Attempt {attempt} of the run was stopped before its verdict (the run or a task was marked "
+                f"failed, or killed) while the fleet ran the batch. Commands cancelled now: "
+                f"{', '.join(report.cancelled) or 'none (already cancelled)'}; the run's commands: "
+                f"{', '.join(report.found) or 'none found'}. Their hosts did not finish the batch: Clear the "
+                "run to run again the hosts that did not succeed.",
+                headline="run stopped mid-batch, fleet cancelled",
             )
-        self._judge(ti)
         return list(report.cancelled)
-
-    def _judge(self, ti: Any) -> None:
-        if not self.verdict_task_id:
-            return
-        verdict = ti.xcom_pull(task_ids=self.verdict_task_id, key="verdict") or {}
-        outcome = verdict.get("outcome") or "no verdict"
-        if outcome != Outcome.SUCCEEDED.value:
-            raise RunDidNotSucceed(
-                f"Cleanup done; the fleet run did not succeed ({outcome}): see task {self.verdict_task_id}"
-            )

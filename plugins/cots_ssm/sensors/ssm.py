@@ -1,72 +1,115 @@
-"""Wait, without holding a worker slot, until every instance of a fleet run has finished."""
+"""Wait, without holding a worker slot, until every host of a fleet run has finished."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cots_ssm import validation
-from cots_ssm.compat import AirflowException, AirflowFailException, AirflowSensorTimeout
-from cots_ssm.hooks.ssm import (
-    DEFAULT_BOTOCORE_CONFIG,
-    MAX_OUTPUT_FETCHES,
-    SsmFleetHook,
-    attempts_of,
-    is_transient,
+from cots_ssm.check import (
+    CancelCommands,
+    CheckResult,
+    CheckStatus,
+    DescribeCommands,
+    GetOutput,
+    ListInvocations,
+    Request,
+    WaitSpec,
+    fleet_check,
+    retry_delay,
 )
+from cots_ssm.compat import AirflowException, AirflowSensorTimeout
+from cots_ssm.errors import FleetRunFailed
+from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SsmFleetHook, is_transient
 from cots_ssm.links.ssm import FleetPageLink, SsmRunCommandLink
-from cots_ssm.status import (
-    CommandSummary,
-    FailurePolicy,
-    FailureTolerance,
-    FleetVerdict,
-    InvocationResult,
-    Outcome,
-    check_verdict,
-    commands_to_describe,
-    with_attempts,
-)
-from cots_ssm.triggers.ssm import FleetEvent, SsmFleetTrigger
+from cots_ssm.plan import current_attempt
+from cots_ssm.render import describe, progress_line
+from cots_ssm.triggers.ssm import SsmFleetTrigger
+from cots_ssm.verdict import FailurePolicy, FailureTolerance, FleetVerdict
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 T = TypeVar("T")
 
-__all__ = ["MAX_OUTPUT_FETCHES", "SsmRunCommandFleetSensor"]
+__all__ = ["SsmRunCommandFleetSensor", "finish_wait"]
 
-#: Seconds the deferral outlives the trigger's own deadline: the trigger cancels and reports the
-#: timeout itself; Airflow's deferral timeout only catches a triggerer that never ran it.
+#: Seconds the deferral outlives the trigger's own deadline: the trigger reads, cancels and reports
+#: the timeout itself; Airflow's deferral timeout only catches a triggerer that never ran it.
 DEFERRAL_GRACE_SECONDS = 300
 
 
-class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
-    """Watch every invocation of one or more SSM commands until the fleet verdict is known.
+def finish_wait(ti: Any, payload: Mapping[str, Any], log: Any, timeout: float) -> bool:
+    """End a wait from a check's payload, the same way after a poke and after the trigger's event.
 
-    Each check reads every page of invocations of every command (one ListCommandInvocations call per
-    50 instances) and ListCommands only where it changes the verdict, logs one progress line and the
-    instances that finished since the previous check, and pushes the per-instance result table to
-    XCom (key ``results``). Commands are given oldest first: for an instance listed by several (an
-    earlier attempt of a redriven run), the last one counts. It succeeds when every instance has
-    finished within the failure tolerance, and fails with every failed instance named with its
-    status details, exit code and the end of its stderr: once all have finished (``failure_policy``
-    ``finish``) or as soon as the tolerance is exceeded, cancelling the rest (``cancel``).
-    Throttling, 5xx and connection errors are retried within a poke; an empty or partial invocation
-    list right after sending means "not yet". On timeout and on kill it cancels what is still
-    running. With ``deferrable`` the wait runs in the triggerer, with the same checks and verdicts.
+    Pushes the attempt-stamped ``results`` and ``verdict`` XComs, then returns True (success) or
+    raises a failure that names every failed host, a timeout, or the trigger's error.
+    """
+    if "results" in payload:
+        ti.xcom_push(key="results", value=payload["results"])
+    status = payload.get("status")
+    verdict = payload.get("verdict") or {
+        "attempt": payload.get("attempt"),
+        "outcome": status,
+        "progress": payload.get("message") or "",
+    }
+    ti.xcom_push(key="verdict", value=verdict)
+    for command_id in payload.get("cancelled") or ():
+        log.warning("Cancelled command %s", command_id)
+    if status == CheckStatus.SUCCEEDED:
+        log.info(
+            "All %s host(s) finished; %s failed (at most %s tolerated)",
+            verdict["expected"],
+            verdict["failed"],
+            verdict["allowed_failures"],
+        )
+        return True
+    if status == CheckStatus.FAILED:
+        raise FleetRunFailed(
+            f"SSM fleet run failed: {payload['failure_summary']}",
+            headline=f"{verdict.get('failed')}/{verdict.get('expected')} host(s) failed",
+        )
+    if status == CheckStatus.TIMEOUT:
+        raise AirflowSensorTimeout(
+            f"The wait timed out after {timeout}s; last check: {verdict.get('progress', 'none')}; "
+            f"cancelled: {payload.get('cancelled') or 'nothing'}"
+        )
+    raise AirflowException(f"SSM fleet wait failed: {payload.get('message') or payload!r}")
+
+
+class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
+    """Watch every host of a fleet run until the verdict over hosts is known.
+
+    Each check (:func:`cots_ssm.check.fleet_check`, shared with the deferrable trigger) reads every
+    page of invocations of every command (one ListCommandInvocations call per 50 hosts) and
+    ListCommands only where it changes the verdict, logs one progress line and the hosts that
+    finished since the previous check. Commands are given oldest first: a host's latest invocation
+    speaks for it. It succeeds when every host has finished within the failure tolerance, and fails
+    naming every failed host with its status details, exit code and the end of its stderr: once all
+    have finished (``failure_policy`` ``finish``) or as soon as the tolerance is exceeded,
+    cancelling the rest (``cancel``). The per-host table and the verdict go to XCom (``results``,
+    ``verdict``), stamped with the run's attempt. Throttling, 5xx and connection errors are retried
+    within a check; an empty or partial list right after sending means "not yet". On timeout it
+    reads once more, then cancels what still runs. A killed poke cancels nothing: Airflow kills a
+    poke for a Clear as for a failure, and a Clear must never stop a host's batch (the run's
+    teardown cancels what a failed or stopped run leaves). With ``deferrable`` the wait runs in
+    the triggerer, with the same checks and verdicts.
 
     :param command_ids: the command ids to watch (e.g. ``run.output["command_ids"]``).
-    :param max_failed_instances: failed instances tolerated, a number or a percentage (default: 0).
-    :param failure_policy: what happens when more instances failed than tolerated while others
-        still run: ``finish`` lets them end their batch and judges at the end, ``cancel`` cancels
-        them and fails at once. ``finish`` is the default because the hosts of a COTS batch run
+    :param gone: hosts that left the fleet since an earlier attempt: named, not counted; templated
+        (default: none).
+    :param run_attempt: the attempt the send task handed on; templated. A wait refuses commands
+        handed on by another attempt than its own (default: None, not checked).
+    :param max_failed_instances: failed hosts tolerated, a number or a percentage (default: 0).
+    :param failure_policy: what happens when more hosts failed than tolerated while others still
+        run: ``finish`` lets them end their batch and judges at the end, ``cancel`` cancels them and
+        fails at once. ``finish`` is the default because the hosts of a COTS batch run
         independently: killing a batch half-way leaves work a support team must repair by hand,
         while a finished host needs nothing, and a Clear afterwards re-runs only the failed ones.
         Templated (default: ``finish``).
@@ -78,17 +121,23 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         the start (one synchronous check, which may already find the verdict) and the hand-back.
         A bool or the text ``true``/``false``; templated, so a run can choose it from a Param
         (default: False).
-    :param max_consecutive_api_errors: transient AWS errors in a row a poke absorbs before it
+    :param max_consecutive_api_errors: transient AWS errors in a row a check absorbs before it
         fails (default: 5).
-    :param cancel_on_timeout: cancel the commands still running when the sensor times out or is
-        killed (default: True).
-    :param output_tail_lines: lines of stdout/stderr kept per instance in the table (default: 20).
+    :param cancel_on_timeout: cancel the commands still running when the wait times out
+        (default: True).
+    :param output_tail_lines: lines of stdout/stderr kept per host in the table (default: 20).
     :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
     """
 
     aws_hook_class = SsmFleetHook
     template_fields: Sequence[str] = aws_template_fields(
-        "command_ids", "max_failed_instances", "failure_policy", "poke_interval_seconds", "deferrable"
+        "command_ids",
+        "gone",
+        "run_attempt",
+        "max_failed_instances",
+        "failure_policy",
+        "poke_interval_seconds",
+        "deferrable",
     )
     operator_extra_links = (SsmRunCommandLink(), FleetPageLink())
     ui_color = "#fbe38b"
@@ -97,6 +146,8 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         self,
         *,
         command_ids: Sequence[str] | str,
+        gone: Sequence[str] | str = (),
+        run_attempt: int | str | None = None,
         max_failed_instances: int | str = 0,
         failure_policy: FailurePolicy | str = FailurePolicy.FINISH,
         poke_interval: float | str = 60,
@@ -116,6 +167,8 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
             **kwargs,
         )
         self.command_ids = command_ids
+        self.gone = gone
+        self.run_attempt = run_attempt
         self.max_failed_instances = max_failed_instances
         self.failure_policy = failure_policy
         self.poke_interval_seconds = poke_interval
@@ -125,52 +178,78 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         self.output_tail_lines = output_tail_lines
         self._announced: set[tuple[str, str]] = set()
 
-    # -- rendering ---------------------------------------------------------------------------------------
-    def _command_id_list(self) -> list[str]:
-        ids = validation.from_template(self.command_ids)
-        ids = [ids] if isinstance(ids, str) else list(ids or ())
-        if not ids or not all(isinstance(i, str) and i for i in ids):
-            raise validation.InvalidParameterError(
-                "command_ids", self.command_ids, "give the command ids to watch"
-            )
-        return ids
+    # -- rendering -----------------------------------------------------------------------------------------
+    def _ids(self, field: str, value: Any, *, required: bool) -> tuple[str, ...]:
+        ids = validation.from_template(value)
+        ids = [ids] if isinstance(ids, str) and ids else list(ids or ())
+        if (required and not ids) or not all(isinstance(i, str) and i for i in ids):
+            raise validation.InvalidParameterError(field, value, "give the ids as a list of strings")
+        return tuple(ids)
 
-    def _prepare(self) -> None:
+    def wait_spec(self, context: Context) -> WaitSpec:
+        """The rendered, checked values of this wait (fails naming the field and value)."""
+        attempt = current_attempt(context)
         try:
             self.poke_interval = float(
                 validation.integer_in_range("poke_interval", self.poke_interval_seconds, 1, 86_400)
             )
-            self.tolerance = FailureTolerance.parse(self.max_failed_instances)
-            self.policy = FailurePolicy.parse(self.failure_policy)
-            self.watched = self._command_id_list()
             self.defer_wait = validation.boolean("deferrable", self.deferrable)
+            spec = WaitSpec(
+                command_ids=self._ids("command_ids", self.command_ids, required=True),
+                tolerance=FailureTolerance.parse(self.max_failed_instances),
+                policy=FailurePolicy.parse(self.failure_policy),
+                gone=self._ids("gone", self.gone, required=False),
+                attempt=attempt,
+                output_tail_lines=self.output_tail_lines,
+                cancel_on_timeout=self.cancel_on_timeout,
+            )
         except ValueError as error:  # InvalidParameterError, or a tolerance that does not parse
-            raise AirflowFailException(f"Task {self.task_id}: {error}") from None
+            raise FleetRunFailed(
+                f"Task {self.task_id}: {error}", headline="invalid wait parameters"
+            ) from None
+        handed_on = validation.from_template(self.run_attempt)
+        if handed_on not in (None, "") and int(handed_on) != attempt:
+            raise FleetRunFailed(
+                f"Task {self.task_id} (attempt {attempt}) was handed commands of attempt {handed_on}: "
+                "it never judges a run by an earlier attempt's commands.",
+                headline=f"attempt {attempt} has no commands of its own",
+            )
+        return spec
 
     def execute(self, context: Context) -> Any:
-        self._prepare()
+        self.spec = self.wait_spec(context)
         region, partition = self.hook.conn_region_name, self.hook.conn_partition
-        SsmRunCommandLink.persist(context, self, region, partition, command_id=self.watched[0])
+        SsmRunCommandLink.persist(context, self, region, partition, command_id=self.spec.command_ids[-1])
         if self.defer_wait:
             return self._check_then_defer(context)
         try:
             return super().execute(context)
-        except AirflowSensorTimeout:
+        except AirflowSensorTimeout as timeout:
+            cancelled = []
             if self.cancel_on_timeout:
-                self.cancel_running("the sensor timed out")
+                cancelled = self._answer(CancelCommands(self.spec.command_ids, "the wait timed out"))
+            self._stamp(context, "timeout", f"{timeout}; cancelled: {cancelled or 'nothing'}")
             raise
 
-    # -- deferrable --------------------------------------------------------------------------------------
+    def _stamp(self, context: Context, outcome: str, text: str) -> None:
+        """Record that this attempt's wait ended without a verdict over hosts, and why."""
+        context["ti"].xcom_push(
+            key="verdict", value={"attempt": self.spec.attempt, "outcome": outcome, "progress": text}
+        )
+
+    # -- deferrable ----------------------------------------------------------------------------------------
     def _check_then_defer(self, context: Context) -> None:
         """One check in the worker (a run may be over already), then hand the wait to the triggerer."""
         deadline = time.time() + self.timeout
         if self.poke(context):
             return
         trigger = SsmFleetTrigger(
-            command_ids=self.watched,
+            command_ids=list(self.spec.command_ids),
+            gone=list(self.spec.gone),
+            attempt=self.spec.attempt,
             deadline=deadline,
-            max_failed_instances=str(self.tolerance),
-            failure_policy=self.policy.value,
+            max_failed_instances=str(self.spec.tolerance),
+            failure_policy=self.spec.policy.value,
             poll_interval=self.poke_interval,
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
@@ -180,7 +259,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
             cancel_on_timeout=self.cancel_on_timeout,
             max_consecutive_api_errors=self.max_consecutive_api_errors,
         )
-        self.log.info("Deferring the wait for %s command(s) to the triggerer", len(self.watched))
+        self.log.info("Deferring the wait for %s command(s) to the triggerer", len(self.spec.command_ids))
         self.defer(
             trigger=trigger,
             method_name="execute_complete",
@@ -188,147 +267,90 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
-        """Finish as ``poke`` would from the trigger's event: XComs, then success or a named failure."""
-        self._prepare()
-        event = event or {}
-        status = event.get("status")
-        if "results" in event:
-            context["ti"].xcom_push(key="results", value=event["results"])
-        if event.get("verdict") is not None:
-            context["ti"].xcom_push(key="verdict", value=event["verdict"])
-        for command_id in event.get("cancelled") or ():
-            self.log.warning("The trigger cancelled command %s", command_id)
-        if status == FleetEvent.SUCCEEDED:
-            verdict = event["verdict"]
-            self.log.info(
-                "All %s invocation(s) finished; %s failed (at most %s tolerated)",
-                verdict["expected"],
-                verdict["failed"],
-                verdict["allowed_failures"],
-            )
-            return
-        if status == FleetEvent.FAILED:
-            raise AirflowFailException(f"SSM fleet run failed: {event['failure_summary']}")
-        if status == FleetEvent.TIMEOUT:
-            progress = (event.get("verdict") or {}).get("progress", "no check finished")
-            raise AirflowSensorTimeout(
-                f"Sensor has timed out after {self.timeout}s (deferred); last check: {progress}; "
-                f"cancelled: {event.get('cancelled') or 'nothing'}"
-            )
-        raise AirflowException(f"SSM fleet wait failed: {event.get('message') or event!r}")
+        """Finish as ``poke`` would, from the trigger's event: XComs, then success or a named failure."""
+        self.wait_spec(context)
+        finish_wait(context["ti"], event or {}, self.log, self.timeout)
 
-    def on_kill(self) -> None:
-        if self.cancel_on_timeout and getattr(self, "watched", None):
-            self.cancel_running("the task was killed")
+    # -- one check -----------------------------------------------------------------------------------------
+    def poke(self, context: Context) -> bool:
+        spec = getattr(self, "spec", None) or self.wait_spec(context)
+        try:
+            result = self._drive(fleet_check(spec))
+        except (AirflowException, ClientError, BotoCoreError) as error:
+            self._stamp(context, CheckStatus.ERROR.value, str(error))
+            raise
+        self._log_check(result.verdict)
+        if result.status is CheckStatus.RUNNING:
+            return False
+        return finish_wait(context["ti"], result.payload(spec), self.log, self.timeout)
 
-    # -- reading SSM ---------------------------------------------------------------------------------------
-    def _with_retries(self, what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Absorb throttling, 5xx and connection errors, up to ``max_consecutive_api_errors`` in a row."""
-        for attempt in range(1, self.max_consecutive_api_errors + 1):
+    def _drive(self, check: Generator[Request, Any, CheckResult]) -> CheckResult:
+        """Carry out the check's requests, synchronously, and return its result."""
+        try:
+            request = next(check)
+            while True:
+                request = check.send(self._answer(request))
+        except StopIteration as done:
+            result: CheckResult = done.value
+            return result
+
+    def _answer(self, request: Request) -> Any:
+        if isinstance(request, ListInvocations):
+            what = f"ListCommandInvocations {request.command_id}"
+            return self._with_retries(what, self.hook.list_invocations, request.command_id)
+        if isinstance(request, DescribeCommands):
+            return self._with_retries("ListCommands", self.hook.get_commands, request.command_ids)
+        if isinstance(request, GetOutput):
             try:
-                return call(*args, **kwargs)
+                what = f"GetCommandInvocation {request.instance_id}"
+                return self._with_retries(
+                    what, self.hook.get_invocation, request.command_id, request.instance_id
+                )
+            except (ClientError, BotoCoreError, AirflowException) as error:
+                self.log.warning("Could not read the output of %s: %s", request.instance_id, error)
+                return None
+        try:
+            cancelled = self.hook.cancel_running(request.command_ids)
+        except (ClientError, BotoCoreError) as error:
+            self.log.error(
+                "Could not cancel commands %s (%s): %s", request.command_ids, request.reason, error
+            )
+            return []
+        for command_id in cancelled:
+            self.log.warning("Cancelled command %s because %s", command_id, request.reason)
+        return cancelled
+
+    def _with_retries(self, what: str, call: Callable[..., T], *args: Any) -> T:
+        """Absorb throttling, 5xx and connection errors, up to ``max_consecutive_api_errors`` in a row."""
+        attempt = 0
+        while True:
+            try:
+                return call(*args)
             except Exception as error:
-                if not is_transient(error):
-                    raise
-                if attempt == self.max_consecutive_api_errors:
+                attempt += 1
+                delay = retry_delay(is_transient(error), attempt, self.max_consecutive_api_errors)
+                if delay is None and is_transient(error):
                     raise AirflowException(
                         f"{what}: {attempt} transient AWS errors in a row, last: {error}"
                     ) from error
-                delay = min(2 ** (attempt - 1), 10)
+                if delay is None:
+                    raise
                 self.log.warning(
                     "%s: transient AWS error (%s), attempt %s; retrying in %ss", what, error, attempt, delay
                 )
                 time.sleep(delay)
-        raise AssertionError("unreachable")
 
-    def read_verdict(self) -> FleetVerdict:
-        """One check at the AWS-call floor: every page of invocations, ListCommands only where needed.
-
-        See :func:`cots_ssm.status.commands_to_describe` for when ListCommands is read.
-        """
-        listed = {
-            command_id: self._with_retries(
-                f"ListCommandInvocations {command_id}", self.hook.list_invocations, command_id
-            )
-            for command_id in self.watched
-        }
-        items = [item for found in listed.values() for item in found]
-        invocations = [InvocationResult.from_api(item) for item in items]
-        needed = commands_to_describe(self.watched, invocations, self.tolerance, self.policy)
-        commands = self._with_retries("ListCommands", self.hook.get_commands, needed) if needed else []
-        self.attempts = {**attempts_of(commands), **attempts_of(items)}
-        described = {c["CommandId"]: CommandSummary.from_api(c) for c in commands}
-        return check_verdict(self.watched, invocations, described, self.tolerance, self.policy)
-
-    def _table(self, verdict: FleetVerdict) -> list[dict[str, Any]]:
-        """The per-instance table, each row with the attempt of the run that produced it."""
-        return with_attempts(verdict.table(tail_lines=self.output_tail_lines), getattr(self, "attempts", {}))
-
-    def _with_full_output(self, verdict: FleetVerdict) -> FleetVerdict:
-        """Read stdout/stderr of failed instances in full (8,000 chars of stderr, not 2,500 in all)."""
-        enriched = []
-        fetched = 0
-        for invocation in verdict.invocations:
-            if invocation.failed and fetched < MAX_OUTPUT_FETCHES:
-                fetched += 1
-                try:
-                    answer = self._with_retries(
-                        f"GetCommandInvocation {invocation.instance_id}",
-                        self.hook.get_invocation,
-                        invocation.command_id,
-                        invocation.instance_id,
-                    )
-                    invocation = invocation.with_full_output(answer)
-                except (ClientError, AirflowException) as error:
-                    self.log.warning("Could not read the output of %s: %s", invocation.instance_id, error)
-            enriched.append(invocation)
-        return replace(verdict, invocations=tuple(enriched))
-
-    # -- poking --------------------------------------------------------------------------------------------
-    def _log_newly_finished(self, verdict: FleetVerdict) -> None:
-        """Log each instance that finished since the previous poke.
+    def _log_check(self, verdict: FleetVerdict) -> None:
+        """One progress line, and each host that finished since the previous poke.
 
         In ``poke`` mode the sensor remembers what it announced. In ``reschedule`` mode every poke
         is a new process, so "since the previous poke" is the last ``poke_interval`` seconds.
         """
+        self.log.info("%s", progress_line(verdict))
         since = datetime.now(UTC) - timedelta(seconds=self.poke_interval)
         for invocation in verdict.finished:
             key = (invocation.command_id, invocation.instance_id)
             recent = invocation.finished_at is None or invocation.finished_at >= since
             if key not in self._announced and (recent or not self.reschedule):
                 self._announced.add(key)
-                self.log.info("Finished: %s", invocation.describe())
-
-    def poke(self, context: Context) -> bool:
-        verdict = self.read_verdict()
-        self.log.info("%s", verdict.progress_line())
-        self._log_newly_finished(verdict)
-        if verdict.outcome is Outcome.RUNNING:
-            return False
-        if verdict.failed or verdict.problems:
-            verdict = self._with_full_output(verdict)
-        context["ti"].xcom_push(key="results", value=self._table(verdict))
-        context["ti"].xcom_push(key="verdict", value=verdict.summary())
-        if verdict.outcome is Outcome.FAILED:
-            if verdict.running:
-                self.cancel_running("more instances failed than tolerated (failure_policy=cancel)")
-            raise AirflowFailException(f"SSM fleet run failed: {verdict.failure_summary()}")
-        self.log.info(
-            "All %s invocation(s) finished; %s failed (at most %s tolerated)",
-            verdict.expected,
-            len(verdict.failed),
-            verdict.allowed_failures,
-        )
-        return True
-
-    # -- cancelling ----------------------------------------------------------------------------------------
-    def cancel_running(self, reason: str) -> list[str]:
-        """Cancel every watched command that is still running; returns the ids cancelled."""
-        try:
-            cancelled = self.hook.cancel_running(self.watched)
-        except Exception as error:
-            self.log.error("Could not cancel commands %s (%s): %s", self.watched, reason, error)
-            return []
-        for command_id in cancelled:
-            self.log.warning("Cancelled command %s because %s", command_id, reason)
-        return cancelled
+                self.log.info("Finished: %s", describe(invocation))

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from functools import cached_property, partial
 from typing import Any, TypeVar
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cots_ssm.hooks.ssm import MAX_OUTPUT_FETCHES, SsmFleetHook, attempts_of, error_text, is_transient
-from cots_ssm.status import (
-    CommandSummary,
-    FailurePolicy,
-    FailureTolerance,
-    FleetVerdict,
-    InvocationResult,
-    Outcome,
-    check_verdict,
-    commands_to_describe,
-    with_attempts,
+from cots_ssm.check import (
+    CancelCommands,
+    CheckResult,
+    CheckStatus,
+    DescribeCommands,
+    GetOutput,
+    ListInvocations,
+    Request,
+    WaitSpec,
+    fleet_check,
+    retry_delay,
 )
+from cots_ssm.hooks.ssm import SsmFleetHook, error_text, is_transient
+from cots_ssm.render import describe, progress_line
+from cots_ssm.verdict import FailurePolicy, FailureTolerance
 
 try:  # Airflow 3.x keeps the trigger base classes here (3.0.6 to 3.3.x).
     from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -34,14 +35,9 @@ except ImportError:  # pragma: no cover - a later Airflow that moved them into t
 
 T = TypeVar("T")
 
-
-class FleetEvent(enum.StrEnum):
-    """The ``status`` of the one event the trigger yields."""
-
-    SUCCEEDED = Outcome.SUCCEEDED.value
-    FAILED = Outcome.FAILED.value
-    TIMEOUT = "timeout"
-    ERROR = "error"
+#: Task states after which a killed wait's fleet must stop: the user failed or stopped the run. A
+#: cleared task (no state, scheduled, queued, restarting) or one marked success keeps its batch.
+STOPPED_TASK_STATES = frozenset({"failed", "upstream_failed", "skipped", "removed"})
 
 
 class TransientErrorsExhausted(RuntimeError):
@@ -49,28 +45,31 @@ class TransientErrorsExhausted(RuntimeError):
 
 
 class SsmFleetTrigger(BaseTrigger):
-    """Check every invocation of one or more SSM commands until the fleet verdict is known.
+    """Check every host of a fleet run until the verdict over hosts is known.
 
     Runs in the triggerer: no worker slot while it waits, one async loop for the whole wait. Each
-    check costs the pages of ListCommandInvocations (50 instances per call) and ListCommands only
-    where it can change the verdict (see :func:`cots_ssm.status.commands_to_describe`). It yields
-    one event: ``succeeded`` or ``failed`` with the per-instance table and the verdict, ``timeout``
-    once ``deadline`` has passed (after cancelling what still runs, if ``cancel_on_timeout``), or
-    ``error`` when AWS refuses for good or keeps failing.
+    check is :func:`cots_ssm.check.fleet_check`, the sensor's own, carried out with the async
+    client: the pages of ListCommandInvocations (50 hosts per call) and ListCommands only where it
+    can change the verdict. It yields one event: ``succeeded`` or ``failed`` with the per-host table
+    and the verdict, ``timeout`` once ``deadline`` has passed and one last read still finds hosts
+    running (after cancelling them, if ``cancel_on_timeout``), or ``error`` when AWS refuses for
+    good or keeps failing.
 
     :param command_ids: the command ids to watch, oldest first.
     :param deadline: when to give up, in seconds since the epoch (absolute, so that a triggerer
         restart does not extend the wait).
-    :param max_failed_instances: failed instances tolerated, a number or a percentage (default: 0).
+    :param gone: hosts that left the fleet: named, not counted (default: none).
+    :param attempt: the run's attempt, stamped on the event (default: None).
+    :param max_failed_instances: failed hosts tolerated, a number or a percentage (default: 0).
     :param failure_policy: ``finish`` or ``cancel`` (see the sensor) (default: ``finish``).
     :param poll_interval: seconds between checks (default: 60).
     :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
     :param region_name: the AWS region, if not the connection's (default: None).
     :param verify: whether to verify SSL certificates, or a CA bundle path (default: None).
     :param botocore_config: botocore client configuration as a dict (default: None).
-    :param output_tail_lines: lines of stdout/stderr kept per instance in the table (default: 20).
+    :param output_tail_lines: lines of stdout/stderr kept per host in the table (default: 20).
     :param cancel_on_timeout: cancel the commands still running at the deadline, or when a user
-        kills the deferred task (default: True).
+        fails or stops the deferred task (never when the task is cleared) (default: True).
     :param max_consecutive_api_errors: transient AWS errors in a row a check absorbs (default: 5).
     """
 
@@ -79,6 +78,8 @@ class SsmFleetTrigger(BaseTrigger):
         *,
         command_ids: Sequence[str],
         deadline: float,
+        gone: Sequence[str] = (),
+        attempt: int | None = None,
         max_failed_instances: int | str = 0,
         failure_policy: str = FailurePolicy.FINISH.value,
         poll_interval: float = 60,
@@ -91,37 +92,46 @@ class SsmFleetTrigger(BaseTrigger):
         max_consecutive_api_errors: int = 5,
     ):
         super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
-        self.command_ids = list(command_ids)
+        self.spec = WaitSpec(
+            command_ids=tuple(command_ids),
+            tolerance=FailureTolerance.parse(max_failed_instances),
+            policy=FailurePolicy.parse(failure_policy),
+            gone=tuple(gone),
+            attempt=attempt,
+            output_tail_lines=output_tail_lines,
+            cancel_on_timeout=cancel_on_timeout,
+        )
         self.deadline = float(deadline)
-        self.tolerance = FailureTolerance.parse(max_failed_instances)
-        self.policy = FailurePolicy.parse(failure_policy)
         self.poll_interval = float(poll_interval)
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
-        self.output_tail_lines = output_tail_lines
-        self.cancel_on_timeout = cancel_on_timeout
         self.max_consecutive_api_errors = max_consecutive_api_errors
-        self.attempts: dict[str, int] = {}
         self._client: Any = None
         self._announced: set[tuple[str, str]] = set()
+
+    @property
+    def command_ids(self) -> list[str]:
+        return list(self.spec.command_ids)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "command_ids": list(self.command_ids),
+                "command_ids": list(self.spec.command_ids),
                 "deadline": self.deadline,
-                "max_failed_instances": str(self.tolerance),
-                "failure_policy": self.policy.value,
+                "gone": list(self.spec.gone),
+                "attempt": self.spec.attempt,
+                "max_failed_instances": str(self.spec.tolerance),
+                "failure_policy": self.spec.policy.value,
                 "poll_interval": self.poll_interval,
                 "aws_conn_id": self.aws_conn_id,
                 "region_name": self.region_name,
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
-                "output_tail_lines": self.output_tail_lines,
-                "cancel_on_timeout": self.cancel_on_timeout,
+                "output_tail_lines": self.spec.output_tail_lines,
+                "cancel_on_timeout": self.spec.cancel_on_timeout,
                 "max_consecutive_api_errors": self.max_consecutive_api_errors,
             },
         )
@@ -151,140 +161,144 @@ class SsmFleetTrigger(BaseTrigger):
             finally:
                 self._client = None
 
+    # -- one check, carried out asynchronously --------------------------------------------------------------
+    async def check(self, *, timed_out: bool = False) -> CheckResult:
+        """Exactly one check (:func:`~cots_ssm.check.fleet_check`), with the async client."""
+        async with self._open_client() as client:
+            return await self._drive(fleet_check(self.spec, timed_out=timed_out), client)
+
+    async def _drive(self, check: Generator[Request, Any, CheckResult], client: Any) -> CheckResult:
+        try:
+            request = next(check)
+            while True:
+                request = check.send(await self._answer(request, client))
+        except StopIteration as done:
+            result: CheckResult = done.value
+            return result
+
+    async def _answer(self, request: Request, client: Any) -> Any:
+        if isinstance(request, ListInvocations):
+            listing = partial(SsmFleetHook.list_invocations_async, client, request.command_id)
+            return await self._with_retries(f"ListCommandInvocations {request.command_id}", listing)
+        if isinstance(request, DescribeCommands):
+            describing = partial(SsmFleetHook.get_commands_async, client, request.command_ids)
+            return await self._with_retries("ListCommands", describing)
+        if isinstance(request, GetOutput):
+            ids = (request.command_id, request.instance_id)
+            reading = partial(SsmFleetHook.get_invocation_async, client, *ids)
+            try:
+                return await self._with_retries(f"GetCommandInvocation {request.instance_id}", reading)
+            except (ClientError, BotoCoreError, TransientErrorsExhausted) as error:
+                self.log.warning("Could not read the output of %s: %s", request.instance_id, error)
+                return None
+        return await self._cancel(request, client)
+
+    async def _cancel(self, request: CancelCommands, client: Any) -> list[str]:
+        try:
+            cancelled = await SsmFleetHook.cancel_running_async(client, request.command_ids)
+        except (ClientError, BotoCoreError) as error:
+            self.log.error(
+                "Could not cancel commands %s (%s): %s", request.command_ids, request.reason, error
+            )
+            return []
+        for command_id in cancelled:
+            self.log.warning("Cancelled command %s because %s", command_id, request.reason)
+        return cancelled
+
     async def _with_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Absorb throttling, 5xx and connection errors, up to ``max_consecutive_api_errors`` in a row."""
-        for attempt in range(1, self.max_consecutive_api_errors + 1):
+        attempt = 0
+        while True:
             try:
                 return await call()
             except Exception as error:
-                if not is_transient(error):
-                    raise
-                if attempt == self.max_consecutive_api_errors:
+                attempt += 1
+                delay = retry_delay(is_transient(error), attempt, self.max_consecutive_api_errors)
+                if delay is None and is_transient(error):
                     raise TransientErrorsExhausted(
                         f"{what}: {attempt} transient AWS errors in a row, last: {error}"
                     ) from error
-                delay = min(2 ** (attempt - 1), 10)
+                if delay is None:
+                    raise
                 self.log.warning(
                     "%s: transient AWS error (%s), attempt %s; retrying in %ss", what, error, attempt, delay
                 )
                 await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
 
-    async def read_verdict(self) -> FleetVerdict:
-        """Exactly one check, at the AWS-call floor, turned into a fleet verdict."""
-        async with self._open_client() as client:
-            listed = {}
-            for command_id in self.command_ids:
-                listed[command_id] = await self._with_retries(
-                    f"ListCommandInvocations {command_id}",
-                    partial(SsmFleetHook.list_invocations_async, client, command_id),
-                )
-            items = [item for found in listed.values() for item in found]
-            invocations = [InvocationResult.from_api(item) for item in items]
-            needed = commands_to_describe(self.command_ids, invocations, self.tolerance, self.policy)
-            commands: list[dict[str, Any]] = []
-            if needed:
-                commands = await self._with_retries(
-                    "ListCommands", partial(SsmFleetHook.get_commands_async, client, needed)
-                )
-        self.attempts = {**self.attempts, **attempts_of(commands), **attempts_of(items)}
-        described = {c["CommandId"]: CommandSummary.from_api(c) for c in commands}
-        return check_verdict(self.command_ids, invocations, described, self.tolerance, self.policy)
-
+    # -- the wait ------------------------------------------------------------------------------------------
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Check, log one progress line, sleep; yield one event once the verdict or the deadline is there."""
+        """Check, log one progress line, sleep; yield one event once the verdict (or the timeout) is there."""
         async with self._open_client():
             try:
                 event = await self._wait()
             except (ClientError, BotoCoreError, TransientErrorsExhausted) as error:
                 text = error_text(error) if isinstance(error, ClientError) else str(error)
                 event = {
-                    "status": FleetEvent.ERROR.value,
-                    "message": f"Could not read SSM commands {self.command_ids}: {text}",
+                    "status": CheckStatus.ERROR.value,
+                    "attempt": self.spec.attempt,
+                    "message": f"Could not read SSM commands {list(self.spec.command_ids)}: {text}",
                 }
             yield TriggerEvent(event)  # type: ignore[no-untyped-call,unused-ignore]
 
     async def _wait(self) -> dict[str, Any]:
-        verdict: FleetVerdict | None = None
-        while time.time() < self.deadline:
-            verdict = await self.read_verdict()
-            self.log.info("%s", verdict.progress_line())
-            self._log_newly_finished(verdict)
-            if verdict.outcome is not Outcome.RUNNING:
-                return await self._finished(verdict)
+        while True:
+            result = await self.check(timed_out=time.time() >= self.deadline)
+            self.log.info("%s", progress_line(result.verdict))
+            for invocation in result.verdict.finished:
+                key = (invocation.command_id, invocation.instance_id)
+                if key not in self._announced:
+                    self._announced.add(key)
+                    self.log.info("Finished: %s", describe(invocation))
+            if result.status is not CheckStatus.RUNNING:
+                return result.payload(self.spec)
             await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
-        cancelled = await self._cancel_running("the sensor timed out") if self.cancel_on_timeout else []
-        return {
-            "status": FleetEvent.TIMEOUT.value,
-            "deadline": self.deadline,
-            "cancelled": cancelled,
-            "verdict": verdict.summary() if verdict else None,
-        }
-
-    async def _finished(self, verdict: FleetVerdict) -> dict[str, Any]:
-        cancelled: list[str] = []
-        if verdict.failed or verdict.problems:
-            verdict = await self._with_full_output(verdict)
-        if verdict.outcome is Outcome.FAILED and verdict.running:
-            cancelled = await self._cancel_running(
-                "more instances failed than tolerated (failure_policy=cancel)"
-            )
-        return {
-            "status": verdict.outcome.value,
-            "results": with_attempts(verdict.table(tail_lines=self.output_tail_lines), self.attempts),
-            "verdict": verdict.summary(),
-            "failure_summary": verdict.failure_summary() if verdict.outcome is Outcome.FAILED else "",
-            "cancelled": cancelled,
-        }
 
     async def on_kill(self) -> None:
-        """Cancel what still runs when a user marks, clears or fails the deferred task.
+        """Cancel what still runs when a user fails or stops the deferred task, never when it is cleared.
 
-        The triggerer calls it only for such a user action (Airflow 3.3; 3.0.6 has no such call), never
-        when it restarts or hands the trigger to another triggerer: the wait then goes on there.
+        The triggerer calls it for any user action on the task (Airflow 3.3; 3.0.6 has no such
+        call): a Clear too. What Airflow recorded tells them apart: the task's state (failed,
+        skipped...) or its run's (failed). Cleared, the task is queued again and its next
+        attempt adopts the hosts still running. When the states cannot be read, nothing is
+        cancelled: the run's teardown cancels what a failed run leaves.
         """
-        if self.cancel_on_timeout:
-            await self._cancel_running("the task was killed while deferred")
-
-    def _log_newly_finished(self, verdict: FleetVerdict) -> None:
-        for invocation in verdict.finished:
-            key = (invocation.command_id, invocation.instance_id)
-            if key not in self._announced:
-                self._announced.add(key)
-                self.log.info("Finished: %s", invocation.describe())
-
-    async def _with_full_output(self, verdict: FleetVerdict) -> FleetVerdict:
-        """Read stdout/stderr of failed instances in full, for at most ``MAX_OUTPUT_FETCHES`` of them."""
-        enriched = []
-        fetched = 0
-        async with self._open_client() as client:
-            for invocation in verdict.invocations:
-                if invocation.failed and fetched < MAX_OUTPUT_FETCHES:
-                    fetched += 1
-                    try:
-                        answer = await self._with_retries(
-                            f"GetCommandInvocation {invocation.instance_id}",
-                            partial(
-                                SsmFleetHook.get_invocation_async,
-                                client,
-                                invocation.command_id,
-                                invocation.instance_id,
-                            ),
-                        )
-                        invocation = invocation.with_full_output(answer)
-                    except (ClientError, BotoCoreError, TransientErrorsExhausted) as error:
-                        self.log.warning("Could not read the output of %s: %s", invocation.instance_id, error)
-                enriched.append(invocation)
-        return replace(verdict, invocations=tuple(enriched))
-
-    async def _cancel_running(self, reason: str) -> list[str]:
-        """Cancel every watched command still running; returns the ids cancelled (errors are logged)."""
-        try:
+        if not self.spec.cancel_on_timeout:
+            return
+        states = await self._recorded_states()
+        if states is None:
+            self.log.warning("Killed while deferred, but the task's state is unknown: not cancelling")
+            return
+        task_state, run_state = states
+        if task_state in STOPPED_TASK_STATES or run_state == "failed":
             async with self._open_client() as client:
-                cancelled = await SsmFleetHook.cancel_running_async(client, self.command_ids)
-        except (ClientError, BotoCoreError) as error:
-            self.log.error("Could not cancel commands %s (%s): %s", self.command_ids, reason, error)
-            return []
-        for command_id in cancelled:
-            self.log.warning("Cancelled command %s because %s", command_id, reason)
-        return cancelled
+                await self._cancel(
+                    CancelCommands(self.spec.command_ids, f"the task was {task_state} while deferred"), client
+                )
+            return
+        self.log.info(
+            "Killed while deferred with task state %s, run state %s (a Clear): the hosts keep running "
+            "their batch; the next attempt adopts them",
+            task_state,
+            run_state,
+        )
+
+    async def _recorded_states(self) -> tuple[str | None, str | None] | None:
+        """The deferred task's state and its run's, as Airflow recorded them (``None``: unknown)."""
+        ti = getattr(self, "task_instance", None)
+        if ti is None:
+            return None
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+            from asgiref.sync import sync_to_async
+
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id]
+            )
+            run_state = await sync_to_async(RuntimeTaskInstance.get_dagrun_state)(ti.dag_id, ti.run_id)
+        except Exception as error:  # an Airflow without these calls, or no supervisor to ask
+            self.log.warning("Could not read the task's state: %s", error)
+            return None
+        task_state = (states.get(ti.run_id) or {}).get(ti.task_id)
+        return (None if task_state is None else str(task_state)), (
+            None if run_state is None else str(run_state)
+        )
