@@ -30,21 +30,31 @@ MAX_RETRY_DELAY_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class ListInvocations:
-    """Read every page of ListCommandInvocations (with details) of one command; answer: the items."""
+    """Read every page of ListCommandInvocations (with details) of one command; answer: the items.
+
+    :param command_id: the command.
+    """
 
     command_id: str
 
 
 @dataclass(frozen=True)
 class DescribeCommands:
-    """ListCommands of these ids; answer: the ``Command`` dicts found (a missing one: not listed yet)."""
+    """ListCommands of these ids; answer: the ``Command`` dicts found (a missing one: not listed yet).
+
+    :param command_ids: the commands.
+    """
 
     command_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class GetOutput:
-    """GetCommandInvocation of one host; answer: the dict, or ``None`` if it could not be read."""
+    """GetCommandInvocation of one host; answer: the dict, or ``None`` if it could not be read.
+
+    :param command_id: the command.
+    :param instance_id: the host.
+    """
 
     command_id: str
     instance_id: str
@@ -52,7 +62,11 @@ class GetOutput:
 
 @dataclass(frozen=True)
 class CancelCommands:
-    """Cancel those of these commands still running; answer: the ids cancelled."""
+    """Cancel those of these commands still running; answer: the ids cancelled.
+
+    :param command_ids: the commands.
+    :param reason: why, for the log.
+    """
 
     command_ids: tuple[str, ...]
     reason: str

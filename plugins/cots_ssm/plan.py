@@ -92,12 +92,6 @@ class CommandChunk:
         token = f"[af:{self.digest} r{self.attempt} {self.index}/{self.total}]"
         return f"{user_comment} {token}" if user_comment else token
 
-    def matches(self, command: Mapping[str, Any]) -> bool:
-        """Whether an earlier ``command`` targets exactly what this chunk targets."""
-        if self.instance_ids:
-            return list(command.get("InstanceIds") or ()) == list(self.instance_ids)
-        return [dict(t) for t in command.get("Targets") or ()] == [dict(t) for t in self.targets]
-
     def target_kwargs(self) -> dict[str, Any]:
         if self.instance_ids:
             return {"InstanceIds": list(self.instance_ids)}

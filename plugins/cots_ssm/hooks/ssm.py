@@ -41,6 +41,9 @@ TRANSIENT_ERROR_CODES = frozenset(
     }
 )
 
+#: What ListCommands answers for a command id it does not know (yet: its reads lag SendCommand).
+NOT_LISTED_YET = "InvalidCommandId"
+
 THROTTLING_ERROR_CODES = frozenset(
     {
         "ThrottlingException",
@@ -187,10 +190,19 @@ class SsmFleetHook(SsmHook):
         return [dict(c) for c in run_commands(digest, self.list_commands_since(invoked_after, document_name))]
 
     def get_commands(self, command_ids: Iterable[str]) -> list[dict[str, Any]]:
-        """The ``Command`` of each id SSM lists, in the order given (one not listed yet is left out)."""
-        return [
-            c for cid in command_ids for c in self.conn.list_commands(CommandId=cid).get("Commands") or ()
-        ]
+        """The ``Command`` of each id SSM lists, in the order given (one not listed yet is left out).
+
+        SSM's reads lag its writes: a command just sent may be unknown to ListCommands for a while
+        (an empty list, or ``InvalidCommandId``); it is left out, never taken as an error.
+        """
+        found: list[dict[str, Any]] = []
+        for command_id in command_ids:
+            try:
+                found += self.conn.list_commands(CommandId=command_id).get("Commands") or ()
+            except ClientError as error:
+                if error_code(error) != NOT_LISTED_YET:
+                    raise
+        return found
 
     def list_invocations(self, command_id: str, *, details: bool = True) -> list[dict[str, Any]]:
         """Every invocation of a command, across all pages (50 per page)."""
@@ -288,7 +300,11 @@ class SsmFleetHook(SsmHook):
         """The ``Command`` of each id SSM lists, in the order given (one ListCommands call each)."""
         found: list[dict[str, Any]] = []
         for command_id in command_ids:
-            found += (await client.list_commands(CommandId=command_id)).get("Commands") or ()
+            try:
+                found += (await client.list_commands(CommandId=command_id)).get("Commands") or ()
+            except ClientError as error:
+                if error_code(error) != NOT_LISTED_YET:
+                    raise
         return found
 
     @staticmethod

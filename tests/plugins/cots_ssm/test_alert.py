@@ -29,7 +29,7 @@ def alert(**kwargs):
 class TestSubject:
     def test_names_the_dag_and_what_failed(self):
         assert alert(failed_rows=[row(1)], fleet_size=3).subject() == (
-            "Airflow: cots_nightly_batch - 1/3 instance(s) failed"
+            "Airflow: cots_nightly_batch - 1/3 host(s) failed"
         )
         assert alert(task_id="preflight").subject() == "Airflow: cots_nightly_batch - task preflight failed"
 

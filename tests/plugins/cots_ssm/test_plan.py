@@ -6,8 +6,6 @@ import pytest
 from cots_ssm.plan import (
     TOKEN_CHARS,
     Token,
-    attempt_of,
-    chunk_commands,
     current_attempt,
     lookup_since,
     parse_token,
@@ -59,7 +57,7 @@ class TestToken:
         assert parse_token("nightly batch") is None
         assert parse_token(None) is None
 
-    def test_run_commands_finds_only_this_run_in_attempt_and_chunk_order(self):
+    def test_run_commands_finds_only_this_run(self):
         first = plan_chunks("a" * 16, instance_ids=IDS)
         second = plan_chunks("a" * 16, attempt=2, instance_ids=IDS[:3])
         other = plan_chunks("b" * 16, instance_ids=IDS)
@@ -70,28 +68,8 @@ class TestToken:
             {"CommandId": "c2", "Comment": other[1].comment(), "RequestedDateTime": "2"},
             {"CommandId": "c4", "Comment": "unrelated"},
         ]
-        assert [c["CommandId"] for c in run_commands("a" * 16, listed)] == ["c1", "c3", "c5"]
-        assert [attempt_of(c) for c in listed] == [2, 1, 1, 1, 0]
-
-    def test_a_chunk_sent_twice_lists_both_and_the_cancelled_copy_comes_first(self):
-        chunk = plan_chunks("a" * 16, instance_ids=IDS)[1]
-        listed = [
-            {
-                "CommandId": "kept",
-                "Comment": chunk.comment(),
-                "Status": "InProgress",
-                "RequestedDateTime": "1",
-            },
-            {
-                "CommandId": "extra",
-                "Comment": chunk.comment(),
-                "Status": "Cancelled",
-                "RequestedDateTime": "2",
-            },
-        ]
-        found = chunk_commands("a" * 16, 1, listed)
-        assert [c["CommandId"] for c in found[2]] == ["extra", "kept"]
-        assert chunk_commands("a" * 16, 2, listed) == {}
+        assert sorted(c["CommandId"] for c in run_commands("a" * 16, listed)) == ["c1", "c3", "c5"]
+        assert [parse_token(c["Comment"]).attempt for c in listed[:4]] == [2, 1, 1, 1]
 
 
 class TestRunContext:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cots_ssm.status import InvocationResult, Status, StatusDetails
+from cots_ssm.invocations import InvocationResult
+from cots_ssm.render import as_row
+from cots_ssm.status import Status, StatusDetails
 
 START = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -47,8 +49,7 @@ def rows(count: int, failed: dict[int, str] | None = None, running: set[int] = f
             stdout=f"[{instance_id(n)}] 5/5 doc-05.txt\nSUMMARY instance={instance_id(n)} documents=5",
             stderr=failed.get(n, ""),
         )
-        row = result.as_row(tail_lines=20 if n in failed else 0, stdout_lines=1, tail_chars=2000)
-        row["attempt"] = 1
+        row = as_row(result, tail_lines=20 if n in failed else 0, stdout_lines=1, tail_chars=2000)
         made.append(row)
     return made
 

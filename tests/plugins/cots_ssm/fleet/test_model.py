@@ -45,7 +45,7 @@ class TestLiveRows:
         assert [r["status"] for r in found] == [Status.SUCCESS, Status.FAILED, Status.IN_PROGRESS]
         assert found[1]["stderr_tail"] == "bad" and found[1]["attempt"] == 1
         assert summary["outcome"] == "running"
-        assert summary["progress"].startswith("2/4 done")
+        assert summary["progress"].startswith("2/4 hosts done")
 
     def test_a_finished_fleet_leaves_the_verdict_to_the_sensor(self):
         invocations = [api_invocation(0, Status.FAILED, StatusDetails.FAILED, 3)]

@@ -12,7 +12,7 @@ from cots_ssm.config import BatchConfig
 from cots_ssm.jobs import schema
 from cots_ssm.jobs.loader import parse_jobs
 from cots_ssm.params import trigger_form
-from cots_ssm.status import FailurePolicy
+from cots_ssm.verdict import FailurePolicy
 
 
 def test_the_shipped_schema_is_a_valid_draft_2020_12_schema():
