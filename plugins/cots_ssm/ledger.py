@@ -68,7 +68,7 @@ class AttemptPlan:
     """What one attempt of a run does with each host (see :meth:`RunLedger.plan`).
 
     :param attempt: the attempt (1, then one more per Clear of the run).
-    :param send: hosts that get a new command in this attempt, sorted.
+    :param send: hosts that get a new command in this attempt, in the fleet's order.
     :param adopt: hosts whose batch still runs from an earlier attempt: watched, never sent again.
     :param keep: hosts whose latest invocation succeeded and are not sent again (redrive on).
     :param gone: hosts of earlier attempts no longer in the fleet: named, not sent, not counted.
@@ -200,7 +200,8 @@ class RunLedger:
         earlier = {h: i for h, i in earlier.items() if i is not None}
         actions: dict[str, list[str]] = {action: [] for action in HostAction}
         reasons: Counter[str] = Counter()
-        for host in sorted(fleet | set(earlier)):
+        # The fleet's own order (chunks of 50 follow it), then hosts only earlier attempts knew.
+        for host in [*dict.fromkeys(fleet_now), *sorted(set(earlier) - fleet)]:
             last = earlier.get(host)
             if host not in fleet:
                 action = HostAction.GONE if not (last and is_running(last.status)) else HostAction.ADOPT

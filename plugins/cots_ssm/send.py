@@ -164,7 +164,7 @@ class FleetSender:
             result.sent += self._send_chunk(chunk, send_kwargs, comment, result.sent)
             if on_sent:
                 on_sent(list(result.sent))
-        watched = ledger.speaking_commands(plan.fleet, self.attempt)
+        watched = ledger.speaking_commands([*plan.keep, *plan.adopt], self.attempt)
         result.watched = list(dict.fromkeys([*watched, *result.sent]))
         return result
 

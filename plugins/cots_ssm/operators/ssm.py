@@ -271,6 +271,8 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         def progress(sent: list[str]) -> None:
             ti.xcom_push(key="command_ids", value=[*ledger.speaking_commands(plan.fleet, attempt), *sent])
 
+        progress([])
+
         try:
             result = self._sender.send(
                 ledger, plan, send_kwargs, tags=tags, comment=self.comment, on_sent=progress

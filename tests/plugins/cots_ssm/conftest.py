@@ -68,7 +68,7 @@ def accepted(aws):
 @pytest.fixture
 def fast_retries(monkeypatch):
     """No real pauses between SendCommand attempts and look-ups (the logic is the same)."""
-    import cots_ssm.operators.ssm as operators
+    import cots_ssm.send as send
 
-    monkeypatch.setattr(operators, "SEND_BACKOFF_SECONDS", 0.01)
-    monkeypatch.setattr(operators, "LOOKUP_PAUSE_SECONDS", 0.01)
+    monkeypatch.setattr(send, "SEND_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(send, "LOOKUP_PAUSES", (0.0, 0.01, 0.01))

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cots_ssm.compat import AirflowException, AirflowFailException
+from cots_ssm.errors import FleetRunError, FleetRunFailed
 from cots_ssm.operators.ssm import SsmCancelCommandsOperator, SsmFleetPreflightOperator, SsmRunCommandOperator
 from cots_ssm.plan import plan_chunks, run_digest
 
@@ -56,7 +57,7 @@ class TestSend:
         context = make_context()
         result = operator(instance_ids=aws.instance_ids).execute(context)
         assert len(result["command_ids"]) == 1
-        assert result["instance_ids"] == aws.instance_ids
+        assert sorted(result["instance_ids"]) == sorted(aws.instance_ids) and result["attempt"] == 1
         assert context["ti"].xcom_pull(key="command_ids") == result["command_ids"]
         command = ssm.list_commands(CommandId=result["command_ids"][0])["Commands"][0]
         assert command["Parameters"]["commands"] == SCRIPT
@@ -79,7 +80,7 @@ class TestSend:
 
     def test_rendered_template_text_is_accepted(self, aws, make_context):
         result = operator(instance_ids=str(aws.instance_ids), target_tags="{}").execute(make_context())
-        assert result["instance_ids"] == aws.instance_ids
+        assert result["instance_ids"] == sorted(aws.instance_ids)
 
 
 class TestChunksAndRetries:
@@ -125,21 +126,37 @@ class TestChunksAndRetries:
         counters = aws.control.counters()["SendCommand"]
         assert (counters["accepted"], counters["throttled"]) == (3, 2)
 
-    def test_botocore_never_retries_sendcommand(self, aws, fleet, make_context, fast_retries, capfd):
-        # One 500 before SSM acted: our look-up finds nothing, then we send once more ourselves.
+    def test_an_ambiguous_answer_not_found_fails_the_try_and_the_next_try_sends(
+        self, aws, fleet, make_context, fast_retries, capfd
+    ):
+        # One 500 before SSM acted: botocore does not retry; the look-up finds nothing; the try
+        # fails retryably without sending again (SSM's reads may lag); the next try looks, then sends.
         aws.control.server_error("SendCommand", count=1)
-        result = operator(instance_ids=fleet[:50]).execute(make_context(run_id="manual__5xx"))
-        counters = aws.control.counters()
-        assert counters["SendCommand"] == {
-            "calls": 2,
-            "accepted": 1,
-            "throttled": 0,
-            "server_errors": 1,
-            "lost_answers": 0,
-        }
-        assert counters["ListCommands"]["accepted"] >= 2, "looked up by token before sending again"
-        assert len(result["command_ids"]) == 1
+        context = make_context(run_id="manual__5xx")
+        with pytest.raises(FleetRunError, match="not sending again in this try"):
+            operator(instance_ids=fleet[:50], retries=2).execute(context)
+        assert aws.control.counters()["SendCommand"]["calls"] == 1, "botocore never retries SendCommand"
+        assert aws.control.counters()["ListCommands"]["accepted"] >= 2, "looked up by token, more than once"
         assert "the answer was lost" in capfd.readouterr().out
+        result = operator(instance_ids=fleet[:50], retries=2).execute(context)
+        counters = aws.control.counters()["SendCommand"]
+        assert (counters["calls"], counters["accepted"], counters["server_errors"]) == (2, 1, 1)
+        assert len(result["command_ids"]) == 1
+
+    def test_a_lost_answer_that_shows_up_late_is_adopted_by_the_next_try(
+        self, aws, emulator, make_context, fast_retries
+    ):
+        hosts = emulator.add_instances(10, tags={"Fleet": "lag"})
+        aws.control.consistency_delay(3)  # SSM's reads lag its writes
+        aws.control.lost_answer("SendCommand", count=1)
+        context = make_context(run_id="manual__lag")
+        with pytest.raises(FleetRunError):
+            operator(instance_ids=hosts, retries=2).execute(context)
+        time.sleep(3.5)  # the task's retry delay, in production at least a minute
+        result = operator(instance_ids=hosts, retries=2).execute(context)
+        aws.control.consistency_delay(0)
+        assert len(result["command_ids"]) == 1
+        assert aws.control.counters()["SendCommand"]["accepted"] == 1, "sent once, found by the next try"
 
     @pytest.mark.parametrize("mode", ["500", "drop"])
     def test_a_lost_answer_is_adopted_not_sent_again(
@@ -171,10 +188,10 @@ class TestChunksAndRetries:
         ]
         result = op.execute(context)
         kept, extra = copies[0]["CommandId"], copies[1]["CommandId"]
-        assert result["command_ids"] == [extra, kept], "both watched; the kept one speaks last"
+        assert result["command_ids"] == [kept], "the earliest copy speaks; the extra one is not watched"
         assert op.hook.get_commands([extra])[0]["Status"] in ("Cancelling", "Cancelled")
         assert op.hook.get_commands([kept])[0]["Status"] not in ("Cancelling", "Cancelled")
-        assert f"Command {extra} carries the same token as {kept}" in capfd.readouterr().out
+        assert f"Command {extra} is a second copy of chunk 1 of attempt 1" in capfd.readouterr().out
         op.hook.cancel_command(kept)
 
     def test_a_host_that_lost_its_tag_fails_the_run_once(self, aws, emulator, make_context):
@@ -208,15 +225,37 @@ class TestChunksAndRetries:
             **op.build_send_kwargs(), **chunk.target_kwargs(), Comment=chunk.comment()
         )
         aws.control.server_error("SendCommand", count=100, status=503)
-        with pytest.raises(AirflowException, match="not accepted after 5 attempts"):
+        op.retries = 2  # not its last try
+        with pytest.raises(FleetRunError, match="not sending again in this try"):
             op.execute(context)
         assert ti.xcom_pull(key="command_ids") == [sent["CommandId"]], "adopted ids are in XCom at once"
         assert accepted("SendCommand") == 1, "chunks 2 and 3 never reached SSM"
         aws.control.reset()
         # A retry would clear XCom: the teardown finds the run's commands by their token anyway.
         ti.store.clear()
-        cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=None, fail_on_leftovers=False)
+        cancel = SsmCancelCommandsOperator(
+            task_id="cancel", command_ids=None, fail_on_leftovers=False, settle_seconds=0
+        )
         assert cancel.execute(make_context(task_id="cancel", run_id="manual__half")) == [sent["CommandId"]]
+
+    def test_the_last_try_that_cannot_confirm_its_sends_cancels_them_and_fails_for_good(
+        self, aws, fleet, make_context, fast_retries
+    ):
+        context = make_context(run_id="manual__last")
+        op = operator(instance_ids=fleet, commands=["sleep 30"], retries=0)
+        aws.control.server_error("SendCommand", count=100, status=503)
+        ti = context["ti"]
+        chunk = plan_chunks(run_digest(ti.dag_id, ti.run_id, ti.task_id, "-1"), instance_ids=fleet)[0]
+        aws.control.reset()
+        sent = op.hook.send_command_once(
+            **op.build_send_kwargs(), **chunk.target_kwargs(), Comment=chunk.comment()
+        )
+        aws.control.server_error("SendCommand", count=100, status=503)
+        with pytest.raises(FleetRunFailed, match="last try") as error:
+            op.execute(context)
+        assert error.value.headline == "send not confirmed, run stopped"
+        aws.control.reset()
+        assert op.hook.get_commands([sent["CommandId"]])[0]["Status"] in ("Cancelling", "Cancelled")
 
     def test_a_permanent_error_cancels_what_the_try_sent_and_fails_for_good(
         self, aws, fleet, accepted, make_context, ssm
@@ -277,12 +316,12 @@ class TestCancel:
             make_context(run_id="slow")
         )
         cancel = SsmCancelCommandsOperator(
-            task_id="cancel", command_ids=slow["command_ids"], fail_on_leftovers=False
+            task_id="cancel", command_ids=slow["command_ids"], fail_on_leftovers=False, settle_seconds=0
         )
         assert cancel.execute(make_context(task_id="cancel")) == slow["command_ids"]
 
     def test_nothing_sent_nothing_cancelled(self, aws, accepted, make_context):
-        cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=None)
+        cancel = SsmCancelCommandsOperator(task_id="cancel", command_ids=None, settle_seconds=0)
         assert cancel.execute(make_context(task_id="cancel")) == []
         assert accepted("CancelCommand") == 0 and accepted("ListCommands") >= 1
 
@@ -292,7 +331,6 @@ def wait_for_verdict(command_ids, context, **kwargs):
     from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
 
     sensor = SsmRunCommandFleetSensor(task_id="wait", command_ids=command_ids, poke_interval=1, **kwargs)
-    sensor._prepare()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -325,7 +363,8 @@ class TestRedrive:
         context = make_context(run_id="manual__redrive", clear_number=1)
         context["ti"].store.clear()
         second = operator(instance_ids=fleet).execute(context)
-        assert "Redrive: 3 of 120 instances (3 Failed); 117 already succeeded" in capfd.readouterr().out
+        plan = "Attempt 2: sends to 3 of 120 host(s) (3 Failed); 117 already succeeded (not sent again)"
+        assert plan in capfd.readouterr().out
         assert second["command_ids"][:3] == first["command_ids"] and len(second["command_ids"]) == 4
         assert second["attempt"] == 2 and len(second["instance_ids"]) == 120
         new = operator().hook.get_commands(second["command_ids"][3:])[0]
@@ -333,7 +372,7 @@ class TestRedrive:
         assert aws.control.counters()["SendCommand"]["accepted"] == 4
 
         ok, rows = wait_for_verdict(
-            second["command_ids"], make_context(task_id="wait", run_id="manual__redrive")
+            second["command_ids"], make_context(task_id="wait", run_id="manual__redrive", clear_number=1)
         )
         assert ok and len(rows) == 120
         assert Counter(r["attempt"] for r in rows) == {1: 117, 2: 3}
@@ -346,7 +385,7 @@ class TestRedrive:
             make_context(run_id="manual__green", clear_number=1)
         )
         assert again["command_ids"] == first["command_ids"]
-        assert "Redrive: 0 of 10 instances; 10 already succeeded" in capfd.readouterr().out
+        assert "Attempt 2: sends to 0 of 10 host(s); 10 already succeeded" in capfd.readouterr().out
         assert aws.control.counters()["SendCommand"]["accepted"] == 1
 
     def test_redrive_off_runs_the_whole_fleet_again(self, aws, fleet, make_context):
@@ -360,41 +399,57 @@ class TestRedrive:
 
 
 class TestTeardownFindsTheRunByToken:
-    def test_leftovers_are_cancelled_and_fail_the_teardown_without_retry(self, aws, make_context):
+    def test_a_run_stopped_mid_batch_is_cancelled_and_fails_the_teardown_once(self, aws, make_context):
         sent = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
             make_context(run_id="cut")
         )
-        cancel = SsmCancelCommandsOperator(task_id="cancel")
+        cancel = SsmCancelCommandsOperator(task_id="cancel", settle_seconds=0)
         context = make_context(task_id="cancel", run_id="cut")
-        context["ti"].store.clear()  # the run task's XCom is gone: the token still finds its command
-        with pytest.raises(AirflowFailException, match="still running") as error:
+        # The wait never reached a verdict (the run was marked failed); XCom of the wait is empty.
+        with pytest.raises(FleetRunFailed, match="stopped before its verdict") as error:
             cancel.execute(context)
-        assert f"cancelled them: {sent['command_ids'][0]}" in str(error.value)
+        assert f"Commands cancelled now: {sent['command_ids'][0]}" in str(error.value)
+        assert error.value.headline == "run stopped mid-batch, fleet cancelled"
         assert operator().hook.get_commands(sent["command_ids"])[0]["Status"] in ("Cancelling", "Cancelled")
 
-    @pytest.mark.parametrize(
-        ("verdict", "fails"), [({"outcome": "succeeded"}, False), ({"outcome": "failed"}, True), (None, True)]
-    )
-    def test_the_teardown_judges_the_run_by_the_sensor_verdict(self, aws, make_context, verdict, fails):
-        from cots_ssm.operators.ssm import RunDidNotSucceed
+    def test_the_token_finds_the_commands_when_no_xcom_names_them(self, aws, make_context):
+        sent = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
+            make_context(run_id="noxcom")
+        )
+        context = make_context(task_id="cancel", run_id="noxcom")
+        context["ti"].store.clear()  # a send killed before it handed anything on
+        cancel = SsmCancelCommandsOperator(task_id="cancel", settle_seconds=0)
+        with pytest.raises(FleetRunFailed, match="stopped before its verdict"):
+            cancel.execute(context)
+        assert operator().hook.get_commands(sent["command_ids"])[0]["Status"] in ("Cancelling", "Cancelled")
 
+    @pytest.mark.parametrize("outcome", ["succeeded", "failed", "timeout", "error"])
+    def test_a_verdict_of_this_attempt_leaves_the_teardown_green(self, aws, make_context, outcome):
+        operator(instance_ids=aws.instance_ids[:1], commands=["true"]).execute(make_context(run_id="judged"))
         context = make_context(task_id="cancel", run_id="judged")
-        if verdict:
-            context["ti"].store[("wait", "verdict")] = verdict
-        cancel = SsmCancelCommandsOperator(task_id="cancel", verdict_task_id="wait")
-        if fails:
-            with pytest.raises(RunDidNotSucceed, match="did not succeed") as error:
-                cancel.execute(context)
-            assert error.value.already_reported, "the sensor or an earlier task already alerted"
-        else:
-            assert cancel.execute(context) == []
+        context["ti"].store[("wait", "verdict")] = {"attempt": 1, "outcome": outcome}
+        cancel = SsmCancelCommandsOperator(task_id="cancel", settle_seconds=0)
+        cancel.execute(context)  # the wait reported it: one red task per incident
+
+    def test_a_verdict_of_an_earlier_attempt_never_judges_this_one(self, aws, make_context):
+        context = make_context(run_id="stale", clear_number=1)
+        operator(instance_ids=aws.instance_ids[:1], commands=["sleep 60"]).execute(context)
+        teardown = make_context(task_id="cancel", run_id="stale", clear_number=1)
+        teardown["ti"].store[("wait", "verdict")] = {"attempt": 1, "outcome": "succeeded"}
+        with pytest.raises(FleetRunFailed, match="Attempt 2 of the run was stopped"):
+            SsmCancelCommandsOperator(task_id="cancel", settle_seconds=0).execute(teardown)
+
+    def test_after_a_send_that_failed_on_its_own_the_teardown_stays_green(self, aws, make_context):
+        # A refused or failed send cancels what it sent itself and alerts: nothing is left to say.
+        context = make_context(task_id="cancel", run_id="refused")
+        assert SsmCancelCommandsOperator(task_id="cancel", settle_seconds=0).execute(context) == []
 
     def test_a_run_skipped_on_purpose_skips_its_teardown_without_calling_aws(
         self, aws, accepted, make_context
     ):
         from cots_ssm.compat import AirflowSkipException
 
-        cancel = SsmCancelCommandsOperator(task_id="cancel", verdict_task_id="wait", run_skipped="True")
+        cancel = SsmCancelCommandsOperator(task_id="cancel", run_skipped="True")
         with pytest.raises(AirflowSkipException, match="nothing to clean up"):
             cancel.execute(make_context(task_id="cancel"))
         assert accepted() == 0
@@ -403,7 +458,7 @@ class TestTeardownFindsTheRunByToken:
         sent = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
             make_context(run_id="quiet")
         )
-        cancel = SsmCancelCommandsOperator(task_id="cancel", fail_on_leftovers=False)
+        cancel = SsmCancelCommandsOperator(task_id="cancel", fail_on_leftovers=False, settle_seconds=0)
         assert cancel.execute(make_context(task_id="cancel", run_id="quiet")) == sent["command_ids"]
 
     def test_a_cancel_that_fails_fails_the_teardown_naming_the_command(self, aws, make_context):
@@ -412,7 +467,9 @@ class TestTeardownFindsTheRunByToken:
         )
         aws.control.server_error("CancelCommand", count=100)
         cancel = SsmCancelCommandsOperator(
-            task_id="cancel", botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}}
+            task_id="cancel",
+            settle_seconds=0,
+            botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}},
         )
         with pytest.raises(AirflowException, match=f"Could not cancel 1 command.*{sent['command_ids'][0]}"):
             cancel.execute(make_context(task_id="cancel", run_id="stuck"))
