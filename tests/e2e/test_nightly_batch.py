@@ -58,7 +58,7 @@ def test_all_instances_succeed(airflow, aws, alerts):
     result = airflow({"script_arguments": ["--keywords", "invoice,refund", "--duration", "2"]})
     out = output_of(result)
     assert result.returncode == 0, out[-5000:]
-    assert "3/3 done: 3 Success" in out
+    assert "3/3 hosts done: 3 Success" in out
     assert "up_for_reschedule" in out.lower() or "rescheduling" in out.lower(), "the sensor must reschedule"
     counters = aws.control.counters()
     assert counters["SendCommand"]["accepted"] == 1
@@ -75,7 +75,7 @@ def test_one_failure_alert_names_instance_exit_code_and_stderr(airflow, aws, ale
     messages = alerts()
     assert len(messages) == 1, out[-5000:]
     alert = messages[0]
-    assert alert["Subject"] == "Airflow: cots_nightly_batch - 1/3 instance(s) failed"
+    assert alert["Subject"] == "Airflow: cots_nightly_batch - 1/3 host(s) failed"
     assert f"- {bad}" in alert["Message"] and "Failed (Failed), exit code 3" in alert["Message"]
     stderr_tail = alert["Message"].split("stderr (last lines):")[1].split("SSM commands:")[0]
     assert f"instance {bad} is configured to fail" in stderr_tail, "the alert carries the batch's stderr"
@@ -96,7 +96,7 @@ def test_120_instances_by_tag_failure_on_page_2(emulator, airflow, aws, alerts):
     result = airflow({"target_tags": {"Role": ["e2e120"]}, "script_arguments": ["--duration", "0"]})
     out = output_of(result)
     assert result.returncode != 0
-    assert f"{bad}" in out and "1 of 120 instance(s) failed" in out, out[-5000:]
+    assert f"{bad}" in out and "1 of 120 host(s) failed" in out, out[-5000:]
     assert aws.control.counters()["SendCommand"]["accepted"] == 1
     (alert,) = alerts()
     assert f"- {bad}" in alert["Message"] and "exit code 5" in alert["Message"]
@@ -128,7 +128,7 @@ def test_lost_sendcommand_answers_run_every_instance_exactly_once(emulator, airf
     result = airflow({"instance_ids": fleet, "script_arguments": ["--duration", "1"]})
     out = output_of(result)
     assert result.returncode == 0, out[-5000:]
-    assert out.count("the answer was lost") == 2 and "60/60 done: 60 Success" in out
+    assert out.count("the answer was lost") == 2 and "60/60 hosts done: 60 Success" in out
     counters = aws.control.counters()["SendCommand"]
     assert (counters["accepted"], counters["lost_answers"]) == (2, 2), counters
     executions = aws.control.executions()
@@ -160,7 +160,7 @@ def test_only_instance_ids_in_the_trigger_runs_on_exactly_those(airflow, aws):
     result = airflow({"instance_ids": [one], "script_arguments": ["--duration", "0"]})
     out = output_of(result)
     assert result.returncode == 0, out[-5000:]
-    assert "1/1 done: 1 Success" in out
+    assert "1/1 hosts done: 1 Success" in out
     assert set(aws.control.executions()) == {one}
 
 

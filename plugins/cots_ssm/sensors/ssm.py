@@ -14,7 +14,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cots_ssm import validation
 from cots_ssm.check import (
     CancelCommands,
-    CheckResult,
     CheckStatus,
     DescribeCommands,
     GetOutput,
@@ -22,6 +21,7 @@ from cots_ssm.check import (
     Request,
     WaitSpec,
     fleet_check,
+    read_verdict,
     retry_delay,
 )
 from cots_ssm.compat import AirflowException, AirflowSensorTimeout
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 __all__ = ["SsmRunCommandFleetSensor", "finish_wait"]
 
@@ -273,7 +274,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
 
     # -- one check -----------------------------------------------------------------------------------------
     def poke(self, context: Context) -> bool:
-        spec = getattr(self, "spec", None) or self.wait_spec(context)
+        spec = self.spec = getattr(self, "spec", None) or self.wait_spec(context)
         try:
             result = self._drive(fleet_check(spec))
         except (AirflowException, ClientError, BotoCoreError) as error:
@@ -284,14 +285,18 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
             return False
         return finish_wait(context["ti"], result.payload(spec), self.log, self.timeout)
 
-    def _drive(self, check: Generator[Request, Any, CheckResult]) -> CheckResult:
+    def read_verdict(self, context: Context) -> FleetVerdict:
+        """One read of the fleet at the AWS-call floor, turned into the verdict over hosts (no action)."""
+        return self._drive(read_verdict(self.wait_spec(context)))
+
+    def _drive(self, check: Generator[Request, Any, R]) -> R:
         """Carry out the check's requests, synchronously, and return its result."""
         try:
             request = next(check)
             while True:
                 request = check.send(self._answer(request))
         except StopIteration as done:
-            result: CheckResult = done.value
+            result: R = done.value
             return result
 
     def _answer(self, request: Request) -> Any:

@@ -22,11 +22,12 @@ from cots_ssm.check import (
     Request,
     WaitSpec,
     fleet_check,
+    read_verdict,
     retry_delay,
 )
 from cots_ssm.hooks.ssm import SsmFleetHook, error_text, is_transient
 from cots_ssm.render import describe, progress_line
-from cots_ssm.verdict import FailurePolicy, FailureTolerance
+from cots_ssm.verdict import FailurePolicy, FailureTolerance, FleetVerdict
 
 try:  # Airflow 3.x keeps the trigger base classes here (3.0.6 to 3.3.x).
     from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -34,10 +35,20 @@ except ImportError:  # pragma: no cover - a later Airflow that moved them into t
     from airflow.sdk import BaseTrigger, TriggerEvent  # type: ignore[attr-defined,no-redef,unused-ignore]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: Task states after which a killed wait's fleet must stop: the user failed or stopped the run. A
 #: cleared task (no state, scheduled, queued, restarting) or one marked success keeps its batch.
 STOPPED_TASK_STATES = frozenset({"failed", "upstream_failed", "skipped", "removed"})
+
+
+def stops_the_fleet(task_state: str | None, run_state: str | None) -> bool:
+    """Whether a user action on a deferred wait, as Airflow recorded it, must stop its fleet.
+
+    Failed, skipped or removed (the task), or a failed run: the user stopped the run. Anything
+    else (no state, scheduled, queued, restarting: a Clear; success: marked done) keeps the batch.
+    """
+    return task_state in STOPPED_TASK_STATES or run_state == "failed"
 
 
 class TransientErrorsExhausted(RuntimeError):
@@ -167,13 +178,18 @@ class SsmFleetTrigger(BaseTrigger):
         async with self._open_client() as client:
             return await self._drive(fleet_check(self.spec, timed_out=timed_out), client)
 
-    async def _drive(self, check: Generator[Request, Any, CheckResult], client: Any) -> CheckResult:
+    async def read_verdict(self) -> FleetVerdict:
+        """One read of the fleet at the AWS-call floor, turned into the verdict over hosts (no action)."""
+        async with self._open_client() as client:
+            return await self._drive(read_verdict(self.spec), client)
+
+    async def _drive(self, check: Generator[Request, Any, R], client: Any) -> R:
         try:
             request = next(check)
             while True:
                 request = check.send(await self._answer(request, client))
         except StopIteration as done:
-            result: CheckResult = done.value
+            result: R = done.value
             return result
 
     async def _answer(self, request: Request, client: Any) -> Any:
@@ -269,7 +285,7 @@ class SsmFleetTrigger(BaseTrigger):
             self.log.warning("Killed while deferred, but the task's state is unknown: not cancelling")
             return
         task_state, run_state = states
-        if task_state in STOPPED_TASK_STATES or run_state == "failed":
+        if stops_the_fleet(task_state, run_state):
             async with self._open_client() as client:
                 await self._cancel(
                     CancelCommands(self.spec.command_ids, f"the task was {task_state} while deferred"), client

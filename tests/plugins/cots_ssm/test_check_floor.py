@@ -3,7 +3,7 @@
 The floor of a check is the pages of ListCommandInvocations: ceil(n/50) per command of n instances
 (at least 1). A check that finds the fleet running costs exactly that; ListCommands is added only
 where it changes the verdict: once nothing runs, or under the cancel policy (see
-``cots_ssm.status.commands_to_describe``).
+``cots_ssm.check.commands_to_describe``).
 """
 
 import asyncio
@@ -14,8 +14,8 @@ import pytest
 
 from cots_ssm.operators.ssm import SsmRunCommandOperator
 from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
-from cots_ssm.status import Outcome
 from cots_ssm.triggers.ssm import SsmFleetTrigger
+from cots_ssm.verdict import Outcome
 
 SIZES = (1, 120, 1000)
 PAGE = 50
@@ -29,8 +29,7 @@ def check(reader, command_ids, **kwargs):
     """One check by the sensor (``read_verdict``) or by the trigger (``await read_verdict()``)."""
     if reader == "sensor":
         op = SsmRunCommandFleetSensor(task_id="wait", command_ids=command_ids, **kwargs)
-        op._prepare()
-        return op.read_verdict()
+        return op.read_verdict({"dag_run": None})
     trigger = SsmFleetTrigger(command_ids=command_ids, deadline=time.time() + 60, **kwargs)
     return asyncio.run(trigger.read_verdict())
 

@@ -39,7 +39,7 @@ def failure_context(make_context, failed_instance):
             },
         ],
     )
-    wait["exception"] = RuntimeError("SSM fleet run failed: 1 of 3 instance(s) failed")
+    wait["exception"] = RuntimeError("SSM fleet run failed: 1 of 3 host(s) failed")
     return wait
 
 
@@ -48,7 +48,7 @@ class TestPublish:
         notifier = SsmFailureSnsNotifier(target_arn=aws.topic_arn)
         notifier.notify(failure_context(make_context, "i-0123456789abcdef0"))
         (envelope,) = alerts()
-        assert envelope["Subject"] == "Airflow: cots_test - 1/3 instance(s) failed"
+        assert envelope["Subject"] == "Airflow: cots_test - 1/3 host(s) failed"
         body = envelope["Message"]
         assert "i-0123456789abcdef0: Failed (Failed), exit code 3" in body
         assert "ERROR: license server unreachable" in body

@@ -16,9 +16,7 @@ def send(context, **kwargs):
 
 def sensor(command_ids, **kwargs):
     kwargs.setdefault("poke_interval", 1)
-    op = SsmRunCommandFleetSensor(task_id="wait", command_ids=command_ids, **kwargs)
-    op._prepare()
-    return op
+    return SsmRunCommandFleetSensor(task_id="wait", command_ids=command_ids, **kwargs)
 
 
 def send_with_a_retry(context, ids):
@@ -51,7 +49,7 @@ class TestVerdicts:
         assert all("working on i-" in r["stdout_tail"] for r in rows)
         assert context["ti"].xcom_pull(key="verdict")["outcome"] == "succeeded"
         logged = capfd.readouterr().out
-        assert "3/3 done: 3 Success" in logged
+        assert "3/3 hosts done: 3 Success" in logged
         assert logged.count("Finished: ") >= 3, "each finished instance is logged"
 
     def test_one_failure_names_instance_exit_code_and_stderr(self, aws, make_context):
@@ -69,7 +67,7 @@ class TestVerdicts:
         message = str(error.value)
         assert f"{bad}" in message and "Failed (Failed), exit code 3" in message
         assert "stderr| disk /data full" in message
-        assert "1 of 3 instance(s) failed" in message
+        assert "1 of 3 host(s) failed" in message
         failed = [r for r in context["ti"].xcom_pull(key="results") if r["status"] == "Failed"]
         assert [r["instance_id"] for r in failed] == [bad]
 
@@ -105,7 +103,7 @@ class TestFleetOf120ByTag:
             AirflowFailException, match=f"{bad} \\(.*\\): Failed \\(Failed\\), exit code 4"
         ) as error:
             poke_until_done(sensor(sent["command_ids"]), make_context(task_id="wait"))
-        assert "1 of 120 instance(s) failed" in str(error.value)
+        assert "1 of 120 host(s) failed" in str(error.value)
         pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id, MaxResults=50)
         page_of = {i["InstanceId"]: n for n, page in enumerate(pages, 1) for i in page["CommandInvocations"]}
         assert len(page_of) == 120 and page_of[bad] >= 2, "the failure must sit beyond the first page"
@@ -135,7 +133,7 @@ class TestFleetOf120ById:
             AirflowFailException, match=f"{bad} \\(.*\\): Failed \\(Failed\\), exit code 6"
         ) as error:
             poke_until_done(wait, make_context(task_id="wait"))
-        assert "1 of 120 instance(s) failed" in str(error.value)
+        assert "1 of 120 host(s) failed" in str(error.value)
         with pytest.raises(AirflowFailException):  # a retry of the sensor reaches the same verdict
             wait.poke(make_context(task_id="wait"))
         assert accepted("SendCommand") == 3
@@ -191,17 +189,38 @@ class TestCancel:
         statuses = _wait_for_command_status(ssm, sent["command_ids"][0], {"Cancelled"})
         assert statuses == "Cancelled"
 
-    def test_on_kill_cancels(self, aws, ssm, make_context):
+    def test_a_killed_poke_cancels_nothing_a_clear_kills_pokes_too(self, aws, ssm, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 60"])
         op = sensor(sent["command_ids"])
+        assert op.poke(make_context(task_id="wait")) is False
         op.on_kill()
-        assert _wait_for_command_status(ssm, sent["command_ids"][0], {"Cancelled"}) == "Cancelled"
+        assert ssm.list_commands(CommandId=sent["command_ids"][0])["Commands"][0]["Status"] in (
+            "Pending",
+            "InProgress",
+        )
+        ssm.cancel_command(CommandId=sent["command_ids"][0])
 
-    def test_bad_tolerance_is_refused_before_any_call(self, aws, accepted):
+    def test_bad_tolerance_is_refused_before_any_call(self, aws, accepted, make_context):
         op = SsmRunCommandFleetSensor(task_id="wait", command_ids=["c"], max_failed_instances="lots")
         with pytest.raises(AirflowFailException, match="max_failed_instances='lots'"):
-            op._prepare()
+            op.execute(make_context(task_id="wait"))
         assert accepted() == 0
+
+    def test_commands_handed_on_by_another_attempt_are_refused(self, aws, accepted, make_context):
+        op = SsmRunCommandFleetSensor(task_id="wait", command_ids=["c"], run_attempt="1")
+        with pytest.raises(AirflowFailException, match="was handed commands of attempt 1"):
+            op.execute(make_context(task_id="wait", clear_number=1))
+        assert accepted() == 0
+
+    def test_a_timeout_stamps_this_attempts_verdict(self, aws, make_context):
+        sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 60"])
+        op = SsmRunCommandFleetSensor(
+            task_id="wait", command_ids=sent["command_ids"], poke_interval=1, timeout=1, mode="poke"
+        )
+        context = make_context(task_id="wait")
+        with pytest.raises(AirflowSensorTimeout):
+            op.execute(context)
+        assert context["ti"].xcom_pull(task_ids="wait", key="verdict")["outcome"] == "timeout"
 
 
 def _wait_for_command_status(ssm, command_id, wanted, limit=20.0):

@@ -7,10 +7,11 @@ import time
 
 import pytest
 
+from cots_ssm.check import CheckStatus
 from cots_ssm.compat import AirflowException, AirflowFailException, AirflowSensorTimeout
 from cots_ssm.operators.ssm import SsmRunCommandOperator
 from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
-from cots_ssm.triggers.ssm import FleetEvent, SsmFleetTrigger
+from cots_ssm.triggers.ssm import SsmFleetTrigger, stops_the_fleet
 
 try:  # Airflow 3.2+
     from airflow.sdk.exceptions import TaskDeferred
@@ -101,7 +102,7 @@ class TestVerdicts:
     def test_success_carries_the_table_with_attempts(self, aws, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids)
         event = run(trigger(sent["command_ids"]))
-        assert event["status"] == FleetEvent.SUCCEEDED
+        assert event["status"] == CheckStatus.SUCCEEDED
         assert [r["instance_id"] for r in event["results"]] == sorted(aws.instance_ids)
         assert {r["status"] for r in event["results"]} == {"Success"}
         assert {r["attempt"] for r in event["results"]} == {1}
@@ -111,7 +112,7 @@ class TestVerdicts:
         bad = aws.instance_ids[0]
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=fail_on(bad, 3, then="sleep 60"))
         event = run(trigger(sent["command_ids"], failure_policy="cancel"))
-        assert event["status"] == FleetEvent.FAILED
+        assert event["status"] == CheckStatus.FAILED
         assert event["cancelled"] == sent["command_ids"]
         assert f"{bad}" in event["failure_summary"] and "exit code 3" in event["failure_summary"]
         assert "stderr| no space left on /data" in event["failure_summary"]
@@ -123,17 +124,33 @@ class TestVerdicts:
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 60"])
         deadline = time.time() + 2
         event = run(trigger(sent["command_ids"], deadline=deadline))
-        assert event["status"] == FleetEvent.TIMEOUT and event["deadline"] == deadline
+        assert event["status"] == CheckStatus.TIMEOUT
         assert event["cancelled"] == sent["command_ids"]
         assert "InProgress" in event["verdict"]["progress"]
         wait_until(lambda: set(statuses(ssm, sent["command_ids"]).values()) == {"Cancelled"}, what="cancel")
         wait_until(lambda: aws.control.live_process_groups() == [], what="no script left running")
 
-    def test_on_kill_cancels_what_still_runs(self, aws, ssm, make_context):
+    def test_on_kill_without_a_recorded_state_cancels_nothing(self, aws, ssm, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 60"])
-        asyncio.run(trigger(sent["command_ids"]).on_kill())
-        wait_until(lambda: set(statuses(ssm, sent["command_ids"]).values()) == {"Cancelled"}, what="cancel")
-        wait_until(lambda: aws.control.live_process_groups() == [], what="no script left running")
+        asyncio.run(trigger(sent["command_ids"]).on_kill())  # no task instance: the state is unknown
+        assert set(statuses(ssm, sent["command_ids"]).values()) <= {"Pending", "InProgress"}
+        ssm.cancel_command(CommandId=sent["command_ids"][0])
+
+    @pytest.mark.parametrize(
+        ("task_state", "run_state", "stops"),
+        [
+            ("failed", "running", True),
+            ("failed", "failed", True),
+            ("skipped", "failed", True),
+            (None, "queued", False),  # a Clear: the task has no state, its run is queued again
+            ("scheduled", "running", False),
+            ("restarting", "running", False),
+            ("success", "running", False),  # marked done: the batch is left alone
+            (None, "failed", True),
+        ],
+    )
+    def test_what_airflow_recorded_tells_a_stop_from_a_clear(self, task_state, run_state, stops):
+        assert stops_the_fleet(task_state, run_state) is stops
 
     def test_a_restarted_trigger_finishes_with_the_original_deadline(self, aws, make_context):
         bad = aws.instance_ids[2]
@@ -152,7 +169,7 @@ class TestVerdicts:
             return await first_event(second)
 
         event = asyncio.run(asyncio.wait_for(restart(), 60))
-        assert event["status"] == FleetEvent.FAILED
+        assert event["status"] == CheckStatus.FAILED
         assert f"{bad}" in event["failure_summary"] and "exit code 9" in event["failure_summary"]
 
     def test_a_restart_after_the_deadline_times_out_at_once(self, aws, ssm, make_context):
@@ -162,8 +179,9 @@ class TestVerdicts:
         time.sleep(2)  # the triggerer was down past the deadline
         started = time.monotonic()
         event = run(import_string(classpath)(**kwargs))
-        assert event["status"] == FleetEvent.TIMEOUT and event["cancelled"] == sent["command_ids"]
-        assert event["verdict"] is None and time.monotonic() - started < 10, "no further wait, no check"
+        assert event["status"] == CheckStatus.TIMEOUT and event["cancelled"] == sent["command_ids"]
+        assert event["verdict"]["outcome"] == "running", "one last read comes before the timeout"
+        assert time.monotonic() - started < 10, "no further wait"
         wait_until(lambda: set(statuses(ssm, sent["command_ids"]).values()) == {"Cancelled"}, what="cancel")
 
     def test_transient_errors_past_the_limit_yield_an_error_event(self, aws, make_context):
@@ -171,7 +189,7 @@ class TestVerdicts:
         aws.control.throttle("ListCommandInvocations", count=50)
         trig = trigger(sent["command_ids"], botocore_config=NO_BOTOCORE_RETRY, max_consecutive_api_errors=2)
         event = run(trig)
-        assert event["status"] == FleetEvent.ERROR
+        assert event["status"] == CheckStatus.ERROR
         assert "2 transient AWS errors in a row" in event["message"]
         with pytest.raises(AirflowException, match="2 transient AWS errors in a row") as error:
             SsmRunCommandFleetSensor(task_id="wait", command_ids=sent["command_ids"]).execute_complete(
@@ -179,16 +197,25 @@ class TestVerdicts:
             )
         assert not isinstance(error.value, AirflowFailException), "transient: the task may retry"
 
-    def test_a_permanent_aws_error_yields_an_error_event_naming_it(self, aws):
-        event = run(trigger(["12345678-1234-1234-1234-123456789012"]))
-        assert event["status"] == FleetEvent.ERROR
-        assert "12345678-1234-1234-1234-123456789012" in event["message"]
+    def test_a_command_ssm_does_not_list_is_not_yet_never_success(self, aws):
+        # SSM's reads lag its writes: an id it does not know yet is waited for, up to the deadline.
+        event = run(trigger(["12345678-1234-1234-1234-123456789012"], deadline=time.time() + 2))
+        assert event["status"] == CheckStatus.TIMEOUT and event["verdict"]["outcome"] == "running"
+
+    def test_a_permanent_aws_error_yields_an_error_event_naming_it(self, aws, make_context):
+        sent = send(make_context(), instance_ids=aws.instance_ids)
+        aws.control.server_error("ListCommandInvocations", count=50, status=500)
+        event = run(
+            trigger(sent["command_ids"], botocore_config=NO_BOTOCORE_RETRY, max_consecutive_api_errors=1)
+        )
+        assert event["status"] == CheckStatus.ERROR
+        assert sent["command_ids"][0] in event["message"]
 
     def test_throttling_is_absorbed_within_a_check(self, aws, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids)
         aws.control.throttle("ListCommandInvocations", count=2)
         event = run(trigger(sent["command_ids"], botocore_config=NO_BOTOCORE_RETRY))
-        assert event["status"] == FleetEvent.SUCCEEDED
+        assert event["status"] == CheckStatus.SUCCEEDED
         assert aws.control.counters()["ListCommandInvocations"]["throttled"] == 2
 
 
@@ -206,12 +233,12 @@ class TestFleetOf200ByTag:
         pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id)
         page_of = {i["InstanceId"]: n for n, page in enumerate(pages, 1) for i in page["CommandInvocations"]}
         assert len(page_of) == 200 and page_of[bad] == 3, "the failure must sit on the third page"
-        assert event["status"] == FleetEvent.FAILED
+        assert event["status"] == CheckStatus.FAILED
         assert (
             f"{bad}" in event["failure_summary"]
             and "Failed (Failed), exit code 4" in event["failure_summary"]
         )
-        assert "1 of 200 instance(s) failed" in event["failure_summary"]
+        assert "1 of 200 host(s) failed" in event["failure_summary"]
         failed = [r for r in event["results"] if r["status"] == "Failed"]
         assert [(r["instance_id"], r["exit_code"]) for r in failed] == [(bad, 4)]
         assert len(event["results"]) == 200
@@ -233,7 +260,8 @@ class TestSensorGlue:
         trig = deferred.value.trigger
         assert isinstance(trig, SsmFleetTrigger) and deferred.value.method_name == "execute_complete"
         assert trig.command_ids == sent["command_ids"] and trig.poll_interval == 7
-        assert str(trig.tolerance) == "34%" and trig.policy == "cancel" and trig.output_tail_lines == 4
+        assert str(trig.spec.tolerance) == "34%" and trig.spec.policy == "cancel"
+        assert trig.spec.output_tail_lines == 4 and trig.spec.attempt == 1
         assert before + 600 <= trig.deadline <= time.time() + 600
         assert trig.aws_conn_id == "aws_default"
 
@@ -258,23 +286,21 @@ class TestSensorGlue:
     def test_deferrable_false_text_keeps_reschedule(self, aws, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids)
         op = SsmRunCommandFleetSensor(task_id="wait", command_ids=sent["command_ids"], deferrable="false")
-        op._prepare()
+        op.wait_spec(make_context(task_id="wait"))
         assert op.defer_wait is False and op.mode == "reschedule"
 
-    def test_bad_deferrable_is_refused_naming_it(self):
+    def test_bad_deferrable_is_refused_naming_it(self, make_context):
         op = SsmRunCommandFleetSensor(task_id="wait", command_ids=["c"], deferrable="maybe")
         with pytest.raises(AirflowFailException, match="deferrable"):
-            op._prepare()
+            op.execute(make_context(task_id="wait"))
 
     def test_execute_complete_fails_as_poke_does(self, aws, make_context):
         bad = aws.instance_ids[1]
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=fail_on(bad, 3))
-        event = run(trigger(sent["command_ids"]))
+        event = run(trigger(sent["command_ids"], attempt=1))
         context = make_context(task_id="wait")
         with pytest.raises(AirflowFailException) as by_poke:
-            op = SsmRunCommandFleetSensor(task_id="wait", command_ids=sent["command_ids"])
-            op._prepare()
-            op.poke(context)
+            SsmRunCommandFleetSensor(task_id="wait", command_ids=sent["command_ids"]).poke(context)
         by_poke_xcom = [context["ti"].xcom_pull(key=key) for key in ("results", "verdict")]
         context["ti"].store.clear()
         with pytest.raises(AirflowFailException) as by_trigger:
@@ -299,8 +325,8 @@ class TestSensorGlue:
             "status": "timeout",
             "deadline": 1.0,
             "cancelled": ["c-1"],
-            "verdict": {"progress": "1/3 done: 1 Success; 2 InProgress"},
+            "verdict": {"progress": "1/3 hosts done: 1 Success; 2 InProgress"},
         }
         op = SsmRunCommandFleetSensor(task_id="wait", command_ids=["c-1"], timeout=60)
-        with pytest.raises(AirflowSensorTimeout, match=r"1/3 done.*cancelled: \['c-1'\]"):
+        with pytest.raises(AirflowSensorTimeout, match=r"1/3 hosts done.*cancelled: \['c-1'\]"):
             op.execute_complete(make_context(task_id="wait"), event)
