@@ -110,7 +110,6 @@ def ours_reschedule(command_ids: list[str], failing: str) -> Check:
     from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
 
     sensor = SsmRunCommandFleetSensor(task_id="wait", command_ids=command_ids, poke_interval=300)
-    sensor._prepare()  # what execute() does before its first poke: render and check the arguments
     try:
         done = sensor.poke(common.context("wait"))
     except AirflowFailException as error:
@@ -128,8 +127,8 @@ def ours_deferrable_available() -> bool:
 
 def ours_deferrable(command_ids: list[str], failing: str) -> Check:
     """One check of our trigger, as the triggerer runs it: `read_verdict()`."""
-    from cots_ssm.status import Outcome
     from cots_ssm.triggers.ssm import SsmFleetTrigger
+    from cots_ssm.verdict import Outcome
 
     trigger = SsmFleetTrigger(
         command_ids=command_ids, deadline=time.time() + 3600, poll_interval=300, aws_conn_id="aws_default"

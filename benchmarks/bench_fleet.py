@@ -43,7 +43,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from cots_ssm.fleet.data import LiveRead, RunFacts  # noqa: E402
 from cots_ssm.fleet.model import HistoryPoint  # noqa: E402
 from cots_ssm.fleet.urls import FLEET_URL_PREFIX, fleet_path  # noqa: E402
-from cots_ssm.status import InvocationResult, Status, StatusDetails  # noqa: E402
+from cots_ssm.invocations import InvocationResult  # noqa: E402
+from cots_ssm.render import as_row  # noqa: E402
+from cots_ssm.status import Status, StatusDetails  # noqa: E402
 
 START = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 
@@ -64,8 +66,7 @@ def recorded_rows(size: int) -> list[dict]:
             stdout=f"[i-{n:017x}] 5/5 doc-05.txt\nSUMMARY instance=i-{n:017x} documents=5 invoice=4",
             stderr="cots_batch: error: something went wrong on this host\n" * 20 if failed else "",
         )
-        row = result.as_row(tail_lines=20 if failed else 0, stdout_lines=1, tail_chars=2000)
-        rows.append({**row, "attempt": 1})
+        rows.append(as_row(result, tail_lines=20 if failed else 0, stdout_lines=1, tail_chars=2000))
     return rows
 
 

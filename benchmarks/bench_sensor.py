@@ -49,13 +49,12 @@ def measure(size: int, pokes: int) -> dict[str, object]:
         )
         command_ids = send.execute(context)["command_ids"]
         sensor = SsmRunCommandFleetSensor(task_id="wait", command_ids=command_ids, poke_interval=1)
-        sensor._prepare()
         while not sensor.poke({"ti": _TaskInstance("wait")}):
             time.sleep(0.5)
         emu.control.reset()
         started = time.perf_counter()
         for _ in range(pokes):
-            sensor.read_verdict()
+            sensor.read_verdict({"dag_run": None})
         seconds = (time.perf_counter() - started) / pokes
         calls = {action: c["accepted"] / pokes for action, c in emu.control.counters().items()}
     return {"size": size, "seconds": seconds, "calls": calls}

@@ -73,10 +73,17 @@ def test_nightly_schedule_in_the_dag_itself(dag):
 def test_tasks_and_order(dag):
     assert dag.task_ids == ["window", "preflight", "run", "wait", "report", "cancel_leftovers"]
     assert dag.task_dict["window"].downstream_task_ids == {"preflight"}
-    assert dag.task_dict["run"].downstream_task_ids == {"wait", "cancel_leftovers"}
+    assert dag.task_dict["run"].downstream_task_ids == {"wait", "report", "cancel_leftovers"}
     assert dag.task_dict["cancel_leftovers"].is_teardown
     assert dag.task_dict["cancel_leftovers"].trigger_rule == "all_done", "must run after a failed send too"
-    assert dag.task_dict["report"].trigger_rule == "all_done"
+
+
+def test_one_red_task_per_incident_the_wait_decides_the_run(dag):
+    # The report is a teardown that never fails the run: the wait stays a leaf whose failure fails
+    # the run, and the report (green, printing the table) and the cleanup need not fail to say so.
+    report = dag.task_dict["report"]
+    assert report.is_teardown and not report.on_failure_fail_dagrun
+    assert dag.task_dict["wait"].downstream_task_ids == {"report"}
 
 
 def test_sensor_frees_the_worker_slot(dag):
@@ -112,7 +119,7 @@ def test_failure_alert_on_every_task_but_report(dag):
     assert not dag.task_dict["report"].on_failure_callback
     teardown = dag.task_dict["cancel_leftovers"]
     assert teardown.fail_on_leftovers and teardown.on_failure_fail_dagrun, "a run cut short ends failed"
-    assert teardown.verdict_task_id == "wait", "Airflow judges the run by its teardown: it must judge"
+    assert teardown.wait_task_id == "wait", "a verdict of this attempt tells a reported failure from a stop"
 
 
 def test_every_param_has_a_title_and_description(dag):

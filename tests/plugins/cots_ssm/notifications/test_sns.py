@@ -116,10 +116,28 @@ class TestDagRunFailure:
         assert alerts(wait=1) == []
 
 
-def test_a_failure_already_reported_sends_no_second_alert(aws, alerts, make_context):
-    from cots_ssm.operators.ssm import RunDidNotSucceed
+def test_the_subject_says_what_happened_to_the_fleet(aws, alerts, make_context):
+    from cots_ssm.errors import FleetRunFailed
 
     context = make_context(task_id="cancel_leftovers")
-    context["exception"] = RunDidNotSucceed("the fleet run did not succeed (failed): see task wait")
+    context["exception"] = FleetRunFailed("stopped", headline="run stopped mid-batch, fleet cancelled")
     SsmFailureSnsNotifier(target_arn=aws.topic_arn).notify(context)
-    assert alerts(wait=1) == []
+    (message,) = alerts()
+    assert message["Subject"] == "Airflow: cots_test - run stopped mid-batch, fleet cancelled"
+
+
+def test_an_earlier_attempts_results_never_reach_this_attempts_alert(aws, alerts, make_context):
+    from cots_ssm.errors import FleetRunFailed
+
+    context = make_context(task_id="preflight", clear_number=1)
+    old = [{"instance_id": "i-0123456789abcdef0", "status": "Failed", "status_details": "Failed"}]
+    context["ti"].store[("wait", "results")] = old
+    context["ti"].store[("wait", "verdict")] = {"attempt": 1, "outcome": "failed"}
+    context["ti"].store[("run", "return_value")] = {"attempt": 1, "command_ids": ["c-old"]}
+    context["exception"] = FleetRunFailed(
+        "i-0fff: offline", headline="preflight refused 1 host(s), nothing sent"
+    )
+    SsmFailureSnsNotifier(target_arn=aws.topic_arn).notify(context)
+    (message,) = alerts()
+    assert message["Subject"] == "Airflow: cots_test - preflight refused 1 host(s), nothing sent"
+    assert "i-0123456789abcdef0" not in message["Message"] and "c-old" not in message["Message"]
