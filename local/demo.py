@@ -26,7 +26,7 @@ BUILD = ROOT / "build" / "demo"
 DAG_ID = "cots_nightly_batch"  # the first job of dags/cots_jobs.yaml
 SECOND_JOB = "document_indexer"  # the second: its own fleet (Role=indexer), schedule and arguments
 HIGHLIGHTS = re.compile(
-    r"(\d+/\d+ done|Finished: |Sent command|Adopting|Rescheduling task|Fleet result|Per-instance"
+    r"(\d+/\d+ hosts done|Finished: |Sent command|Adopting|Rescheduling task|Fleet result|Per-host"
     r"|^\s*(instance|-{8}|i-[0-9a-f]+ )|stderr: |Failure alert|FAILED TO PUBLISH|Preflight"
     r"|instance\(s\) online|Cancelled command|nothing to cancel|DagRun Finished)"
 )
