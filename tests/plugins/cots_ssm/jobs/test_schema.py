@@ -79,7 +79,7 @@ VALUES = {
         {f"k{i}": ["v"] for i in range(6)},
         {"Role": "cots"},
     ],
-    "script_arguments": [[], ["--keywords", "a,b"], ["two\nlines"], "--flag", [1]],
+    "script_arguments": [[], ["--keywords", "a,b"], ["two\nlines"], "--flag", [1], ["{{ssm:/x}}"], ["a{b}"]],
     "execution_timeout_seconds": [1, 172_800, 0, 172_801, "60", 1.5],
     "delivery_timeout_seconds": [30, 2_592_000, 29, 2_592_001],
     "max_failed_instances": ["0", "3", "10%", "100%", "101%", "-1", "x", 2],
