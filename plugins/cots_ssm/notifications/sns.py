@@ -92,7 +92,12 @@ class SsmFailureSnsNotifier(BaseNotifier):
         self.publish(alert)
 
     def publish(self, alert: FailureAlert) -> None:
-        """Publish ``alert``; a publish error is logged with the whole alert, never raised."""
+        """Publish ``alert``; a publish that fails after botocore's own retries raises, the alert logged.
+
+        The task that could not publish fails. As an ``on_failure_callback`` the task has failed
+        already: Airflow logs the error in the task's log ("Failed to run task callback"); as a DAG's
+        callback, in the DAG processor's log (and its ``dag.callback_exceptions`` metric).
+        """
         if not self.target_arn:
             self.log.warning("No SNS topic configured: failure alert not sent:\n%s", alert.body())
             return
@@ -104,13 +109,19 @@ class SsmFailureSnsNotifier(BaseNotifier):
                 Message=alert.body(),
                 **fifo_ids(self.target_arn, alert.dag_id, alert.run_id, alert.task_id, str(alert.try_number)),
             )
-            self.log.info(
-                "Failure alert published to %s (message %s)", self.target_arn, response.get("MessageId")
+        except Exception as error:
+            self.log.error(
+                "FAILED TO PUBLISH the failure alert to %s (%s): nobody was paged. "
+                "The alert was:\nSubject: %s\n%s",
+                self.target_arn,
+                error,
+                alert.subject(),
+                alert.body(),
             )
-        except Exception:
-            self.log.exception(
-                "FAILED TO PUBLISH the failure alert to %s; the alert was:\n%s", self.target_arn, alert.body()
-            )
+            raise
+        self.log.info(
+            "Failure alert published to %s (message %s)", self.target_arn, response.get("MessageId")
+        )
 
 
 class SsmDagRunFailureNotifier(SsmFailureSnsNotifier):

@@ -1,8 +1,12 @@
 from types import SimpleNamespace
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 
 from cots_ssm.notifications.sns import SsmFailureSnsNotifier
+
+MISSING_TOPIC = "arn:aws:sns:us-east-1:123456789012:does-not-exist"
 
 
 def failure_context(make_context, failed_instance):
@@ -56,11 +60,42 @@ class TestPublish:
         assert "https://eu-west-1.console.aws.amazon.com/systems-manager/run-command/cmd-1" in body
         assert "log-group/$252Faws$252Fssm$252FAWS-RunShellScript" in body
 
-    def test_publish_error_is_logged_not_raised(self, aws, make_context, capfd):
-        notifier = SsmFailureSnsNotifier(target_arn="arn:aws:sns:us-east-1:123456789012:does-not-exist")
-        notifier.notify(failure_context(make_context, "i-0123456789abcdef0"))
+    def test_a_failed_publish_raises_and_logs_what_the_alert_said(self, aws, make_context, capfd):
+        notifier = SsmFailureSnsNotifier(target_arn=MISSING_TOPIC)
+        with pytest.raises(ClientError, match="NotFound"):
+            notifier.notify(failure_context(make_context, "i-0123456789abcdef0"))
         logged = capfd.readouterr().out
-        assert "FAILED TO PUBLISH" in logged and "license server unreachable" in logged
+        assert f"FAILED TO PUBLISH the failure alert to {MISSING_TOPIC}" in logged
+        assert "nobody was paged" in logged
+        assert "Subject: Airflow: cots_test - 1/3 instance(s) failed" in logged
+        assert "i-0123456789abcdef0: Failed (Failed), exit code 3" in logged
+        assert "license server unreachable" in logged
+
+    def test_as_a_task_failure_callback_airflow_logs_the_failed_publish_in_the_task_log(
+        self, aws, make_context, capfd
+    ):
+        """What Airflow does with the error: its task runner runs the callbacks of a failed task and
+        logs any exception ("Failed to run task callback"); the task stays failed, the log shows why
+        nobody was paged."""
+        runner = pytest.importorskip("airflow.sdk.execution_time.task_runner")
+        logged_errors = []
+
+        class Log:
+            def exception(self, event, **fields):
+                logged_errors.append((event, fields))
+
+            def __getattr__(self, name):
+                return lambda *args, **kwargs: None
+
+        notifier = SsmFailureSnsNotifier(target_arn=MISSING_TOPIC)
+        task = SimpleNamespace(on_failure_callback=[notifier])
+        context = failure_context(make_context, "i-0123456789abcdef0")
+        runner._run_task_state_change_callbacks(task, "on_failure_callback", context, Log())
+
+        ((event, fields),) = logged_errors
+        assert (event, fields["kind"]) == ("Failed to run task callback", "on_failure_callback")
+        logged = capfd.readouterr().out
+        assert "Failed to send notification" in logged and "FAILED TO PUBLISH" in logged
 
     def test_no_topic_logs_the_alert(self, aws, alerts, make_context, capfd):
         SsmFailureSnsNotifier(target_arn="").notify(failure_context(make_context, "i-0123456789abcdef0"))
