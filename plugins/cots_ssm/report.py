@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cots_ssm.compat import AirflowFailException
+from cots_ssm.overrides import context_overrides
 from cots_ssm.status import Outcome
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,20 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def report_fleet(ti: Any = None, wait_task_id: str = "wait") -> dict[str, Any]:
+def report_fleet(
+    ti: Any = None, wait_task_id: str = "wait", dag_run: Any = None, dag: Any = None
+) -> dict[str, Any]:
     """Print the result table of the sensor ``wait_task_id``; fail if the fleet did not succeed.
 
     Runs whatever the sensor's outcome (trigger rule ``all_done``) so the table is there on
-    failure too, and fails then so the DAG run is marked failed.
+    failure too, and fails then so the DAG run is marked failed. A run triggered with other values
+    than the job's says so first (who, what, from which value).
     """
     rows = ti.xcom_pull(task_ids=wait_task_id, key="results") or []
     verdict = ti.xcom_pull(task_ids=wait_task_id, key="verdict") or {}
+    changed = context_overrides({"dag_run": dag_run, "dag": dag})
+    if changed:
+        log.warning("%s", changed.summary())
     log.info("Fleet result: %s", verdict.get("progress", "no verdict: the sensor did not finish"))
     log.info("Per-instance results:\n%s", format_table(rows) if rows else "(no invocation results)")
     if verdict.get("outcome") != Outcome.SUCCEEDED.value:

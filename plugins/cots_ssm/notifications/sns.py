@@ -12,6 +12,7 @@ from airflow.sdk import BaseNotifier
 from cots_ssm.alert import FailureAlert, fifo_ids
 from cots_ssm.hooks.ssm import CancelReport, SsmFleetHook
 from cots_ssm.links.ssm import fleet_page_url, log_group_url, run_command_url
+from cots_ssm.overrides import context_overrides
 from cots_ssm.plan import LOOKUP_MARGIN, run_token_digest
 from cots_ssm.status import is_failure, parse_status
 
@@ -77,6 +78,7 @@ class SsmFailureSnsNotifier(BaseNotifier):
             command_links={cid: run_command_url(region, cid) for cid in sent.get("command_ids") or ()},
             log_group_url=log_group_url(region, sent["log_group"]) if sent.get("log_group") else "",
             fleet_url=fleet_page_url(ti.dag_id, ti.run_id),
+            overrides=context_overrides(context).lines(),
         )
 
     def notify(self, context: Any) -> None:

@@ -97,6 +97,14 @@ class TestPublish:
         logged = capfd.readouterr().out
         assert "Failed to send notification" in logged and "FAILED TO PUBLISH" in logged
 
+    def test_a_run_with_a_raised_tolerance_says_so_in_its_alert(self, aws, alerts, make_context):
+        context = failure_context(make_context, "i-0123456789abcdef0")
+        context["dag_run"] = SimpleNamespace(conf={"max_failed_instances": "1"}, triggering_user_name="bob")
+        context["dag"] = SimpleNamespace(params={"max_failed_instances": "0", "failure_policy": "finish"})
+        SsmFailureSnsNotifier(target_arn=aws.topic_arn).notify(context)
+        (envelope,) = alerts()
+        assert 'Overrides (triggered by bob):\n- max_failed_instances: "0" -> "1"\n' in envelope["Message"]
+
     def test_no_topic_logs_the_alert(self, aws, alerts, make_context, capfd):
         SsmFailureSnsNotifier(target_arn="").notify(failure_context(make_context, "i-0123456789abcdef0"))
         assert "No SNS topic configured" in capfd.readouterr().out
