@@ -205,5 +205,6 @@ class SsmDagRunFailureNotifier(SsmFailureSnsNotifier):
                 error=f"The DAG run failed: {REASONS.get(reason, reason or 'no reason given')}. {cleanup}",
                 command_links={cid: run_command_url(region, cid) for cid in (report.found if report else ())},
                 fleet_url=fleet_page_url(dag_id, run_id),
+                overrides=context_overrides(context).lines(),
             )
         )

@@ -134,7 +134,8 @@ class TestDagRunFailure:
 
         context, sent = self.start_batch(make_context, aws)
         callback_context = {
-            "dag": SimpleNamespace(dag_id=context["ti"].dag_id),
+            "dag": SimpleNamespace(dag_id=context["ti"].dag_id, params={"failure_policy": "finish"}),
+            "dag_run": SimpleNamespace(conf={"failure_policy": "cancel"}),
             "run_id": context["ti"].run_id,
             "reason": "timed_out",
         }
@@ -146,6 +147,8 @@ class TestDagRunFailure:
         (message,) = alerts()
         assert message["Subject"] == "Airflow: cots_test - run failed: timed_out"
         assert "dagrun_timeout" in message["Message"] and sent["command_ids"][0] in message["Message"]
+        assert "Overrides (triggered by (not recorded by this Airflow version)):" in message["Message"]
+        assert '- failure_policy: "finish" -> "cancel"' in message["Message"]
 
     def test_a_task_failure_with_nothing_left_running_sends_no_second_alert(self, aws, alerts, make_context):
         from cots_ssm.notifications.sns import SsmDagRunFailureNotifier
