@@ -97,8 +97,9 @@ class SsmFailureSnsNotifier(BaseNotifier):
         """Publish ``alert``; a publish that fails after botocore's own retries raises, the alert logged.
 
         The task that could not publish fails. As an ``on_failure_callback`` the task has failed
-        already: Airflow logs the error in the task's log ("Failed to run task callback"); as a DAG's
-        callback, in the DAG processor's log (and its ``dag.callback_exceptions`` metric).
+        already and Airflow logs the error in the task's log (3.3: "Failed to run task callback";
+        3.0's ``BaseNotifier`` logs "Failed to send notification" and swallows it); as a DAG's
+        callback, in the DAG processor's log (and, where it re-raises, ``dag.callback_exceptions``).
         """
         if not self.target_arn:
             self.log.warning("No SNS topic configured: failure alert not sent:\n%s", alert.body())

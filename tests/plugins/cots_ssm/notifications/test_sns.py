@@ -74,28 +74,25 @@ class TestPublish:
     def test_as_a_task_failure_callback_airflow_logs_the_failed_publish_in_the_task_log(
         self, aws, make_context, capfd
     ):
-        """What Airflow does with the error: its task runner runs the callbacks of a failed task and
-        logs any exception ("Failed to run task callback"); the task stays failed, the log shows why
-        nobody was paged."""
+        """What Airflow does with the error: the task runner runs a failed task's callbacks and never
+        lets one raise (the task stays failed). Airflow 3.3's notifier logs "Failed to send
+        notification (sync)" and re-raises, and the runner logs "Failed to run task callback";
+        3.0's notifier logs "Failed to send notification" and swallows it. Either way the task's log
+        says that nobody was paged, and what the alert said."""
         runner = pytest.importorskip("airflow.sdk.execution_time.task_runner")
-        logged_errors = []
 
         class Log:
-            def exception(self, event, **fields):
-                logged_errors.append((event, fields))
-
             def __getattr__(self, name):
-                return lambda *args, **kwargs: None
+                return lambda *args, **kwargs: print("task runner:", name, *args, kwargs)
 
         notifier = SsmFailureSnsNotifier(target_arn=MISSING_TOPIC)
         task = SimpleNamespace(on_failure_callback=[notifier])
         context = failure_context(make_context, "i-0123456789abcdef0")
         runner._run_task_state_change_callbacks(task, "on_failure_callback", context, Log())
 
-        ((event, fields),) = logged_errors
-        assert (event, fields["kind"]) == ("Failed to run task callback", "on_failure_callback")
         logged = capfd.readouterr().out
-        assert "Failed to send notification" in logged and "FAILED TO PUBLISH" in logged
+        assert "Failed to send notification" in logged
+        assert "FAILED TO PUBLISH" in logged and "license server unreachable" in logged
 
     def test_a_run_with_a_raised_tolerance_says_so_in_its_alert(self, aws, alerts, make_context):
         context = failure_context(make_context, "i-0123456789abcdef0")
