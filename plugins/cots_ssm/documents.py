@@ -4,7 +4,7 @@ Pure Python, no Airflow import. Script arguments reach a host as text that its s
 are accepted only for a document whose quoting is implemented and tested here:
 
 - ``AWS-RunShellScript`` (``/bin/sh`` on Linux and macOS): each argument in POSIX single quotes
-  (``shlex.quote``);
+  (``validation.quoted_command``, ``shlex.quote``);
 - ``AWS-RunPowerShellScript`` (Windows: the agent writes the lines to a ``.ps1`` file and runs it
   with ``powershell -File``): each argument in a PowerShell single-quoted (verbatim) string, where
   ``$`` and the backtick are plain characters and every quote character that ends such a string,
@@ -20,7 +20,6 @@ resolves ``{{ssm:name}}`` from Parameter Store inside parameter values). Every r
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,46 +38,36 @@ POWERSHELL_EXIT_LINES = (
 POWERSHELL_RESET_LINE = "$global:LASTEXITCODE = 0"
 
 
-def posix_quote(argument: str) -> str:
-    """One argument for ``/bin/sh``: single-quoted, a ``'`` inside written as ``'"'"'``."""
-    return shlex.quote(argument)
-
-
 def powershell_quote(argument: str) -> str:
     """One argument for PowerShell: a verbatim single-quoted string, its quote characters doubled."""
     return "'" + _POWERSHELL_QUOTE.sub(r"\1\1", argument) + "'"
 
 
-def _posix_lines(lines: list[str], quoted: list[str]) -> list[str]:
-    return [*lines[:-1], " ".join([lines[-1], *quoted])] if quoted else lines
+def _posix_lines(lines: list[str], arguments: list[str]) -> list[str]:
+    return [*lines[:-1], validation.quoted_command(lines[-1], arguments)] if arguments else lines
 
 
-def _powershell_lines(lines: list[str], quoted: list[str]) -> list[str]:
-    last = " ".join([lines[-1], *quoted])
+def _powershell_lines(lines: list[str], arguments: list[str]) -> list[str]:
+    last = " ".join([lines[-1], *map(powershell_quote, arguments)])
     return [*lines[:-1], POWERSHELL_RESET_LINE, last, *POWERSHELL_EXIT_LINES]
 
 
 @dataclass(frozen=True)
 class ShellDocument:
-    """A command document the package knows: its shell's quoting and how the lines are laid out.
+    """A command document the package knows: how its shell gets the lines and the quoted arguments.
 
     :param name: the AWS-owned document.
-    :param quote: quotes one argument for the shell that runs the lines.
-    :param layout: the lines and the quoted arguments of the last one -> the ``commands`` parameter.
+    :param command_lines: the lines and the script's arguments -> its ``commands`` parameter, each
+        argument quoted onto the last line (the script).
     """
 
     name: str
-    quote: Callable[[str], str]
-    layout: Callable[[list[str], list[str]], list[str]]
-
-    def command_lines(self, lines: list[str], arguments: list[str]) -> list[str]:
-        """``lines`` with ``arguments`` quoted onto the last one (the script)."""
-        return self.layout(lines, [self.quote(argument) for argument in arguments])
+    command_lines: Callable[[list[str], list[str]], list[str]]
 
 
 KNOWN_DOCUMENTS: Mapping[str, ShellDocument] = {
-    "AWS-RunShellScript": ShellDocument("AWS-RunShellScript", posix_quote, _posix_lines),
-    "AWS-RunPowerShellScript": ShellDocument("AWS-RunPowerShellScript", powershell_quote, _powershell_lines),
+    "AWS-RunShellScript": ShellDocument("AWS-RunShellScript", _posix_lines),
+    "AWS-RunPowerShellScript": ShellDocument("AWS-RunPowerShellScript", _powershell_lines),
 }
 
 

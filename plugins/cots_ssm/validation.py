@@ -137,7 +137,10 @@ def script_arguments(value: Any, *, field: str = "script_arguments") -> list[str
 
 
 def quoted_command(script: str, arguments: Iterable[str]) -> str:
-    """``script`` followed by each argument quoted for the shell: nothing reaches it unquoted."""
+    """``script`` followed by each argument quoted for ``/bin/sh``: nothing reaches it unquoted.
+
+    The POSIX quoting of ``AWS-RunShellScript`` (``cots_ssm.documents``: other shells, other quoting).
+    """
     return " ".join([script, *(shlex.quote(a) for a in arguments)])
 
 

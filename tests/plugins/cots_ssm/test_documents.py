@@ -20,8 +20,6 @@ from cots_ssm.documents import (
     POWERSHELL_RESET_LINE,
     POWERSHELL_SINGLE_QUOTES,
     document_parameters,
-    posix_quote,
-    powershell_quote,
 )
 from cots_ssm.validation import InvalidParameterError
 
@@ -85,10 +83,20 @@ def powershell_single_quoted(text: str) -> tuple[str, str]:
     raise AssertionError(f"unterminated string: {text!r}")
 
 
+def script_line(document, argument):
+    """The line the script runs on, as SendCommand would carry it."""
+    (line,) = [
+        line
+        for line in document_parameters(document, commands=["run"], script_arguments=[argument])["commands"]
+        if line.startswith("run ")
+    ]
+    return line
+
+
 class TestPosixQuote:
     @pytest.mark.parametrize(("argument", "text"), POSIX_TABLE)
     def test_hostile_argument_gives_exactly(self, argument, text):
-        assert posix_quote(argument) == text
+        assert script_line("AWS-RunShellScript", argument) == f"run {text}"
 
     def test_sh_passes_every_argument_intact(self, tmp_path):
         """The rendered line through /bin/sh: the script sees each argument as one argv entry."""
@@ -106,7 +114,7 @@ class TestPosixQuote:
 class TestPowershellQuote:
     @pytest.mark.parametrize(("argument", "text"), POWERSHELL_TABLE)
     def test_hostile_argument_gives_exactly(self, argument, text):
-        assert powershell_quote(argument) == text
+        assert script_line("AWS-RunPowerShellScript", argument) == f"run {text}"
 
     @pytest.mark.parametrize(("argument", "text"), POWERSHELL_TABLE)
     def test_each_text_is_one_verbatim_string_holding_the_argument(self, argument, text):
