@@ -378,6 +378,16 @@ def uncovered(
     return found
 
 
+def unalerted(jobs: Sequence[Job]) -> list[str]:
+    """Jobs whose failure alert would only be logged: neither they nor the startup script name a topic."""
+    return [
+        f"job {job.id!r}: no alert topic (sns_topic_arn, COTS_BATCH_SNS_TOPIC_ARN): its alerts are only "
+        "logged; set COTS_BATCH_SNS_TOPIC_ARN in mwaa/startup.sh to the stack's AlertTopicArn"
+        for job in jobs
+        if not job.config.sns_topic_arn
+    ]
+
+
 def size_problems(policy: Mapping[str, Any]) -> list[str]:
     """IAM refuses a managed policy over 6,144 characters (whitespace not counted)."""
     size = len(re.sub(r"\s", "", json.dumps(policy)))
@@ -485,6 +495,8 @@ def main(argv: list[str]) -> int:
     problems = lint_problems(jobs) if args.lint else []
     if args.check:
         problems += [f"{p}: run `make mwaa-policy`" for p in drift(jobs)] + uncovered(jobs, render())
+    for warning in unalerted(jobs) if args.check or args.lint else ():
+        print(f"warning: {warning}", file=sys.stderr)
     for problem in problems:
         print(f"{TEMPLATE.name}: {problem}", file=sys.stderr)
     if problems:

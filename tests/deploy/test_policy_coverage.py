@@ -24,6 +24,7 @@ from policy import (
     scope_violations,
     size_problems,
     startup_env,
+    unalerted,
     uncovered,
     write,
 )
@@ -165,6 +166,18 @@ class TestGenerated:
         for loaded in (before, after):
             del loaded["Resources"]["ExecutionRolePolicy"]["Properties"]["PolicyDocument"]
         assert after == before, "only the policy text changes"
+
+
+class TestUnalerted:
+    def test_a_job_without_any_topic_is_named_and_one_with_a_topic_is_not(self, tmp_path):
+        jobs = jobs_of(tmp_path, LEDGER)
+        assert unalerted(jobs) == [
+            f"job '{job}': no alert topic (sns_topic_arn, COTS_BATCH_SNS_TOPIC_ARN): its alerts are only "
+            "logged; set COTS_BATCH_SNS_TOPIC_ARN in mwaa/startup.sh to the stack's AlertTopicArn"
+            for job in ("cots_nightly_batch", "document_indexer")
+        ]
+        env = {**startup_env(), "COTS_BATCH_SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:night"}
+        assert unalerted(jobs_of(tmp_path, env=env)) == []
 
 
 class TestStartupEnv:
