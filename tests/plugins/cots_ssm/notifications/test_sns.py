@@ -2,6 +2,7 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
+from airflow.sdk import DAG
 from botocore.exceptions import ClientError
 
 from cots_ssm.notifications.sns import SsmFailureSnsNotifier
@@ -88,6 +89,7 @@ class TestPublish:
         notifier = SsmFailureSnsNotifier(target_arn=MISSING_TOPIC)
         task = SimpleNamespace(on_failure_callback=[notifier])
         context = failure_context(make_context, "i-0123456789abcdef0")
+        context["dag"] = DAG("cots_test", schedule=None)  # Airflow renders the notifier's fields with it
         runner._run_task_state_change_callbacks(task, "on_failure_callback", context, Log())
 
         logged = capfd.readouterr().out
