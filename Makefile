@@ -70,8 +70,9 @@ mwaa: venv
 # ---- Amazon MWAA: the stack's linters, one-command deployment, and the version matrix ----
 .PHONY: lint-deploy mwaa-policy mwaa-deploy test-matrix test-oldest
 
-# cfn-lint on the CloudFormation template; parliament and the scope check on the execution role's
-# policy, which must equal mwaa/execution-role-policy.json (`make mwaa-policy` renders it).
+# cfn-lint on the CloudFormation template; parliament, the scope and coverage checks on both roles'
+# policies. The execution role's, in the template and in mwaa/execution-role-policy.json, must be the
+# one `make mwaa-policy` generates from dags/cots_jobs.yaml (every job's tags, ids and topic).
 lint-deploy: venv
 	$(VENV)/bin/cfn-lint deploy/cots-ssm-batch.yaml
 	$(PY) deploy/policy.py --check --lint

@@ -33,6 +33,8 @@ class FailureAlert:
     :param fleet_url: the run's fleet page in the Airflow UI (every instance, live).
     :param opening: the first line of the body (default: the COTS batch wording).
     :param headline: what the subject says failed, when no instance is named (default: the task).
+    :param overrides: who triggered the run with which values other than the job's, one per line
+        (``RunOverrides.lines()``; default: none).
     """
 
     dag_id: str
@@ -48,6 +50,7 @@ class FailureAlert:
     fleet_url: str = ""
     opening: str = "Attention required: the COTS batch failed."
     headline: str = ""
+    overrides: Sequence[str] = ()
 
     def subject(self) -> str:
         """One line under 100 chars naming the DAG and what failed (SNS refuses anything else)."""
@@ -89,6 +92,7 @@ class FailureAlert:
             f"Task: {self.task_id}{try_text}",
             f"Log:  {self.log_url or 'n/a'}",
             *([f"Fleet: {self.fleet_url}"] if self.fleet_url else []),
+            *(["", *self.overrides] if self.overrides else []),
             "",
             "Error:",
             *(f"  {line}" for line in (self.error or "n/a").splitlines()[:60]),

@@ -118,6 +118,11 @@ class BatchConfig:
         ``100%`` lets every instance run its batch and leaves the verdict to ``max_failed_instances``.
     :param failure_policy: ``finish`` or ``cancel``: what happens to the instances still running
         once more have failed than tolerated (see ``FailurePolicy``).
+    :param max_failed_instances_bound: the most failures a trigger may tolerate, in the unit of
+        ``max_failed_instances`` (jobs file only; default: empty, the job's own value, which a trigger
+        may only lower; ``100%``: any).
+    :param failure_policy_choices: the failure policies a trigger may choose (jobs file only;
+        default: both, neither hides a failure).
     :param start_grace_minutes: a scheduled run that starts later than this after its time is
         skipped (deploying or unpausing mid-day waits for the next night).
     :param poll_interval_seconds: seconds between two status checks (reschedule, no slot held).
@@ -141,6 +146,8 @@ class BatchConfig:
     delivery_timeout_seconds: int = 600
     max_failed_instances: str = "0"
     failure_policy: str = FailurePolicy.FINISH.value
+    max_failed_instances_bound: str = ""
+    failure_policy_choices: list[str] = field(default_factory=lambda: [p.value for p in FailurePolicy])
     max_concurrency: str = "100%"
     max_errors: str = "100%"
     poll_interval_seconds: int = 300

@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from cots_ssm import validation
+from cots_ssm import overrides, validation
 from cots_ssm.config import BatchConfig
 from cots_ssm.jobs.schema import shared_rule
 
@@ -56,9 +56,13 @@ class _SharedSchema(dict[str, Any]):
 PARAM_DIALECT = "http://json-schema.org/draft-07/schema#"
 
 
-def _param(default: Any, definition: str, *, title: str, description: str) -> Param:
-    """A Param whose rules are the jobs file schema's ``definition``."""
+def _param(
+    default: Any, definition: str, *, title: str, description: str, choices: list[str] | None = None
+) -> Param:
+    """A Param whose rules are the jobs file schema's ``definition``, narrowed to ``choices`` if given."""
     schema = _SharedSchema({"$schema": PARAM_DIALECT, **shared_rule(definition), "title": title})
+    if choices is not None:
+        schema["enum"] = choices
     return Param(default, description, schema=schema)
 
 
@@ -66,7 +70,8 @@ def trigger_form(config: BatchConfig) -> dict[str, Any]:
     """Params with a title, a description and a JSON schema each; defaults from ``config``.
 
     Each value rule is the jobs file's schema definition (``cots_ssm.jobs.schema``), so the form and
-    the file check refuse and accept the same values.
+    the file check refuse and accept the same values; the failure tolerance and policy are narrowed
+    to the job's bounds (``cots_ssm.overrides``). The alert topic is no field: it is the job's.
     """
     return {
         "instance_ids": _param(
@@ -105,7 +110,12 @@ def trigger_form(config: BatchConfig) -> dict[str, Any]:
             str(config.max_failed_instances),
             "failureTolerance",
             title="Failures tolerated",
-            description="How many instances may fail and the run still succeed: a number or a percentage.",
+            description="How many instances may fail and the run still succeed: a number or a percentage, "
+            f"at most {config.max_failed_instances_bound or config.max_failed_instances} (the job's bound). "
+            "A change shows in the report, the alert and the fleet page.",
+            choices=overrides.tolerance_choices(
+                str(config.max_failed_instances), config.max_failed_instances_bound
+            ),
         ),
         "failure_policy": _param(
             config.failure_policy,
@@ -113,6 +123,7 @@ def trigger_form(config: BatchConfig) -> dict[str, Any]:
             title="When too many fail",
             description="finish: let the other instances end their batch, then fail the run; "
             "cancel: cancel them and fail at once.",
+            choices=list(config.failure_policy_choices),
         ),
         "redrive": Param(
             True,
@@ -133,11 +144,5 @@ def trigger_form(config: BatchConfig) -> dict[str, Any]:
             title="Wait in the triggerer",
             description="On: the wait holds no worker slot at all (the triggerer checks); off: a "
             "worker slot for the seconds of each check, every poll interval.",
-        ),
-        "sns_topic_arn": _param(
-            config.sns_topic_arn,
-            "snsTopicArn",
-            title="SNS topic ARN",
-            description="Topic of the failure alert (FIFO topics too). Empty: the alert is only logged.",
         ),
     }

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cots_ssm.overrides import context_overrides
 from cots_ssm.verdict import Outcome
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,20 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def report_fleet(ti: Any = None, dag_run: Any = None, wait_task_id: str = "wait") -> dict[str, Any]:
+def report_fleet(
+    ti: Any = None, dag_run: Any = None, dag: Any = None, wait_task_id: str = "wait"
+) -> dict[str, Any]:
     """Print the per-host result table of this attempt's wait (``wait_task_id``), whatever it found.
 
     Runs whatever the wait's outcome (a teardown: ``all_done``) so the table is there on failure
     too, and stays green: the wait is the one task that fails, with the reason, when the fleet
-    failed. A verdict left by an earlier attempt is never printed as this attempt's.
+    failed. A verdict left by an earlier attempt is never printed as this attempt's. A run
+    triggered with other values than the job's says so first (who, what, from which value).
     """
     attempt = int(getattr(dag_run, "clear_number", 0) or 0) + 1
+    changed = context_overrides({"dag_run": dag_run, "dag": dag})
+    if changed:
+        log.warning("%s", changed.summary())
     verdict = ti.xcom_pull(task_ids=wait_task_id, key="verdict") or {}
     if verdict.get("attempt", 1) != attempt:
         log.warning(

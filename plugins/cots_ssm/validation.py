@@ -32,6 +32,8 @@ S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 LOG_GROUP = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$")
 # Script arguments from a form are quoted anyway; refusing control characters keeps logs honest.
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+#: What SSM resolves inside a parameter value (``{{ssm:name}}``): never in a script argument.
+PARAMETER_REFERENCE = "{{"
 
 
 def from_template(value: Any) -> Any:
@@ -114,7 +116,10 @@ def commands(value: Any, *, field: str = "commands") -> list[str]:
 
 
 def script_arguments(value: Any, *, field: str = "script_arguments") -> list[str]:
-    """Check arguments that will be shell-quoted onto the script line."""
+    """Check arguments that will be shell-quoted onto the script line (see ``cots_ssm.documents``).
+
+    ``{{`` is refused: SSM resolves ``{{ssm:name}}`` from Parameter Store inside any parameter value.
+    """
     if value is None:
         return []
     if isinstance(value, str) or not isinstance(value, Sequence):
@@ -124,11 +129,18 @@ def script_arguments(value: Any, *, field: str = "script_arguments") -> list[str
             raise InvalidParameterError(
                 field, item, "each argument must be a string without control characters"
             )
+        if PARAMETER_REFERENCE in item:
+            raise InvalidParameterError(
+                field, item, "'{{' is refused: SSM would resolve {{ssm:...}} from Parameter Store in it"
+            )
     return list(value)
 
 
 def quoted_command(script: str, arguments: Iterable[str]) -> str:
-    """``script`` followed by each argument quoted for the shell: nothing reaches it unquoted."""
+    """``script`` followed by each argument quoted for ``/bin/sh``: nothing reaches it unquoted.
+
+    The POSIX quoting of ``AWS-RunShellScript`` (``cots_ssm.documents``: other shells, other quoting).
+    """
     return " ".join([script, *(shlex.quote(a) for a in arguments)])
 
 

@@ -140,7 +140,8 @@ def test_defaults_need_no_conf(dag):
         ({"target_tags": {"Role": ["$(reboot)"]}}, "target_tags"),
         ({"target_tags": {"Role": []}}, "target_tags"),
         ({"poll_interval_seconds": 0}, "poll_interval_seconds"),
-        ({"sns_topic_arn": "arn:aws:sqs:us-east-1:123456789012:q"}, "sns_topic_arn"),
+        ({"max_failed_instances": "1"}, "max_failed_instances"),  # above the job's bound (its own 0)
+        ({"max_failed_instances": "100%"}, "max_failed_instances"),
         ({"delivery_timeout_seconds": 29}, "delivery_timeout_seconds"),
         ({"max_failed_instances": "101%"}, "max_failed_instances"),
         ({"script_arguments": ["ok", "two\nlines"]}, "script_arguments"),
@@ -161,3 +162,17 @@ def test_poll_interval_accepts_one_second(dag):
     params = ParamsDict(dag.params)
     params.update({"poll_interval_seconds": 1, "instance_ids": ["i-0123456789abcdef0"], "target_tags": {}})
     assert params.validate()["poll_interval_seconds"] == 1
+
+
+def test_the_alert_topic_is_the_jobs_and_no_form_field(dag, monkeypatch):
+    """A trigger cannot switch the alert off: the form has no topic, the notifiers hold the job's."""
+    from cots_ssm.notifications.sns import SsmFailureSnsNotifier
+
+    assert "sns_topic_arn" not in dag.params
+    notifiers = [dag.on_failure_callback] if not isinstance(dag.on_failure_callback, list) else []
+    notifiers += dag.on_failure_callback if isinstance(dag.on_failure_callback, list) else []
+    for task in dag.tasks:
+        callbacks = task.on_failure_callback or []
+        notifiers += callbacks if isinstance(callbacks, list) else [callbacks]
+    topics = {n.target_arn for n in notifiers if isinstance(n, SsmFailureSnsNotifier)}
+    assert topics == {""}, "the shipped jobs name no topic and the test environment sets none"

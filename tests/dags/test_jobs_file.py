@@ -133,3 +133,31 @@ def test_a_job_chooses_how_its_wait_holds_a_worker(tmp_path, monkeypatch):
     assert bag.dags["document_indexer"].params["deferrable"] is True
     # The sensor reads the run's Param, so a manual run may choose the other mode from the form.
     assert bag.dags["document_indexer"].task_dict["wait"].deferrable == "{{ params.deferrable }}"
+
+
+def test_a_jobs_topic_reaches_every_notifier_and_the_form_has_none(tmp_path, monkeypatch):
+    from cots_ssm.notifications.sns import SsmFailureSnsNotifier
+
+    topic = "arn:aws:sns:eu-west-1:123456789012:ledger-alerts"
+    bag = dagbag_of(tmp_path, monkeypatch, {"jobs": [{**RECONCILIATION, "sns_topic_arn": topic}]})
+    dag = bag.dags["monthly_reconciliation"]
+    callbacks = [dag.on_failure_callback, *(t.on_failure_callback for t in dag.tasks)]
+    notifiers = [n for c in callbacks for n in (c if isinstance(c, list) else [c]) if n]
+    assert {n.target_arn for n in notifiers if isinstance(n, SsmFailureSnsNotifier)} == {topic}
+    assert "sns_topic_arn" not in dag.params
+
+
+def test_a_raised_tolerance_is_refused_past_the_jobs_bound_and_accepted_within(tmp_path, monkeypatch):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    job = {**INDEXER, "max_failed_instances": "10%", "max_failed_instances_bound": "25%"}
+    dag = dagbag_of(tmp_path, monkeypatch, {"jobs": [job]}).dags["document_indexer"]
+    for value in ("25%", "0", "10%"):
+        params = ParamsDict(dag.params)
+        params.update({"max_failed_instances": value})
+        assert params.validate()["max_failed_instances"] == value
+    for value in ("26%", "3", "100%"):
+        with pytest.raises(Exception, match=f"param max_failed_instances: '{value}' is not one of"):
+            params = ParamsDict(dag.params)
+            params.update({"max_failed_instances": value})
+            params.validate()

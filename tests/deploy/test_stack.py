@@ -10,6 +10,8 @@ from policy import (
     EXAMPLE_VALUES,
     POLICY_FILE,
     TEMPLATE,
+    host_policy,
+    host_scope_violations,
     lint,
     load_template,
     render,
@@ -36,17 +38,43 @@ class TestTemplate:
     def test_cfn_lint_finds_nothing(self):
         assert [str(match) for match in lint_file(Path(TEMPLATE))] == []
 
-    def test_the_hosts_profile_is_ssm_managed_and_nothing_more(self):
+    def test_the_hosts_are_ssm_managed_and_write_the_output_to_the_packages_log_group_only(self):
         role = load_template()["Resources"]["InstanceRole"]["Properties"]
         assert role["ManagedPolicyArns"] == [
             {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"}
         ]
-        assert "Policies" not in role
+        writes, describe = host_policy(FleetRegion="eu-west-1")["Statement"]
+        assert writes["Resource"] == [
+            "arn:aws:logs:eu-west-1:ACCOUNT:log-group:/aws/ssm/AWS-RunShellScript",
+            "arn:aws:logs:eu-west-1:ACCOUNT:log-group:/aws/ssm/AWS-RunShellScript:*",
+        ], "the operator's default group (/aws/ssm/<document>), in the hosts' region"
+        assert set(writes["Action"]) == {
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:DescribeLogStreams",
+            "logs:PutLogEvents",
+        }
+        assert describe["Action"] == "logs:DescribeLogGroups", "names only: IAM takes it on * alone"
 
-    def test_outputs_give_what_the_dag_configuration_needs(self):
-        outputs = load_template()["Outputs"]
-        assert {"AlertTopicArn", "TargetTags", "FleetRegion", "InstanceProfileName"} <= set(outputs)
-        assert outputs["TargetTags"]["Value"] == {"Fn::Sub": '{"${FleetTagKey}": ["${FleetTagValue}"]}'}
+    def test_the_hosts_policy_is_scoped_and_parliament_finds_nothing(self):
+        group = "/aws/ssm/AWS-RunShellScript"
+        assert host_scope_violations(host_policy(), group) == []
+        assert lint(host_policy(**EXAMPLE_VALUES)) == []
+
+    @pytest.mark.parametrize(
+        "resource",
+        [
+            "*",
+            "arn:aws:logs:REGION:ACCOUNT:log-group:*",
+            "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/ssm/*",
+            "arn:aws:logs:*:*:log-group:/aws/ssm/AWS-RunShellScript:*",
+        ],
+    )
+    def test_a_wider_log_grant_to_the_hosts_is_a_violation(self, resource):
+        policy = host_policy()
+        policy["Statement"][0]["Resource"] = [resource]
+        (violation,) = host_scope_violations(policy, "/aws/ssm/AWS-RunShellScript")
+        assert f"logs:PutLogEvents on {resource}, beyond the log group" in violation
 
     def test_the_email_subscription_is_optional(self):
         template = load_template()
@@ -81,18 +109,24 @@ class TestPolicy:
         assert scope_violations(render()) == []
         assert scope_violations(json.loads(POLICY_FILE.read_text())) == []
 
-    def test_the_tag_and_region_parameters_reach_the_policy(self):
-        policy = render(FleetTagKey="Team", FleetTagValue="batch", FleetRegion="eu-west-1")
-        (hosts,) = [s for s in statements_granting(policy, "ssm:SendCommand") if "Condition" in s]
-        assert hosts["Condition"] == {"StringEquals": {"ssm:resourceTag/Team": "batch"}}
-        assert hosts["Resource"] == "arn:aws:ec2:eu-west-1:ACCOUNT:instance/*"
+    def test_the_region_parameter_reaches_the_hosts_and_the_topic_is_the_stacks(self):
+        policy = render(FleetRegion="eu-west-1")
+        hosts = [s for s in statements_granting(policy, "ssm:SendCommand") if "Condition" in s]
+        assert hosts and all(
+            s["Resource"]
+            == [
+                "arn:aws:ec2:eu-west-1:ACCOUNT:instance/*",
+                "arn:aws:ssm:eu-west-1:ACCOUNT:managed-instance/*",
+            ]
+            for s in hosts
+        )
         (topic,) = statements_granting(policy, "sns:Publish")
-        assert topic["Resource"] == "arn:aws:sns:REGION:ACCOUNT:cots-batch-alerts", "the topic is the stack's"
+        assert topic["Resource"] == ["arn:aws:sns:REGION:ACCOUNT:cots-batch-alerts"], "no job names a topic"
 
 
 def widened(change):
     policy = copy.deepcopy(render())
-    change(policy["Statement"])
+    change({s["Sid"]: s for s in policy["Statement"]})
     return policy
 
 
@@ -101,27 +135,35 @@ class TestScopeViolations:
 
     def test_send_command_on_every_resource(self):
         def send_anywhere(statements):
-            statements[1]["Resource"] = "*"
+            statements["SendToTheFleetOfDocumentIndexer"]["Resource"] = "*"
 
         assert scope_violations(widened(send_anywhere)) == [
-            "statement 1 (SendOnlyToTaggedInstances): ssm:SendCommand on every resource"
+            "statement 2 (SendToTheFleetOfDocumentIndexer): ssm:SendCommand on every resource"
         ]
 
     def test_send_command_to_instances_without_the_tag_condition(self):
         def drop_condition(statements):
-            del statements[1]["Condition"]
+            del statements["SendToTheFleetOfCotsNightlyBatch"]["Condition"]
 
         assert scope_violations(widened(drop_condition)) == [
-            "statement 1 (SendOnlyToTaggedInstances): ssm:SendCommand on"
-            " arn:aws:ec2:REGION:ACCOUNT:instance/* without a resource-tag condition"
+            "statement 1 (SendToTheFleetOfCotsNightlyBatch): ssm:SendCommand on"
+            " arn:aws:ec2:REGION:ACCOUNT:instance/*, arn:aws:ssm:REGION:ACCOUNT:managed-instance/*"
+            " without a resource-tag condition"
         ]
+
+    def test_named_instances_need_no_tag_condition_but_a_pattern_does(self):
+        named = {"Sid": "Named", "Effect": "Allow", "Action": "ssm:SendCommand"}
+        one = {**named, "Resource": ["arn:aws:ec2:r:a:instance/i-0123456789abcdef0"]}
+        pattern = {**named, "Resource": ["arn:aws:ec2:r:a:instance/i-0123*"]}
+        assert scope_violations({"Statement": [one]}) == []
+        assert scope_violations({"Statement": [pattern]})
 
     def test_publish_on_every_topic(self):
         def publish_anywhere(statements):
-            statements[3]["Resource"] = "*"
+            statements["FailureAlert"]["Resource"] = "*"
 
         assert scope_violations(widened(publish_anywhere)) == [
-            "statement 3 (FailureAlert): sns:Publish on every topic"
+            "statement 4 (FailureAlert): sns:Publish on every topic"
         ]
 
     @pytest.mark.parametrize(

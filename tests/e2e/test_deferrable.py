@@ -55,7 +55,7 @@ def test_the_wait_is_deferred_to_the_triggerer_and_succeeds(airflow, aws):
     status, log = airflow.call("GET", f"{path}/taskInstances/wait/logs/1?full_content=true")
     assert status == 200, log
     text = json.dumps(log)
-    assert "Deferring the wait" in text and "hosts done" in text, "the triggerer's progress lines reach the log"
+    assert "Deferring the wait" in text and "hosts done" in text, "the progress lines reach the log"
 
 
 def test_a_run_can_choose_reschedule_from_the_param(airflow, aws):

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cots_ssm.fleet.model import FleetPage, HistoryPoint, LinkMaker, live_rows, views_from_rows
+from cots_ssm.overrides import param_defaults, run_overrides
 from cots_ssm.plan import lookup_since, run_token_digest
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class RunFacts:
     :param sent: what the run task returned (command ids, region, document, log group).
     :param aws_conn_id: the AWS connection of the run task.
     :param attempt: the run's attempt (1, then one more per Clear).
+    :param overrides: who triggered the run with which values other than the job's, one per line.
     """
 
     state: str
@@ -50,6 +52,7 @@ class RunFacts:
     sent: Mapping[str, Any] = field(default_factory=dict)
     aws_conn_id: str = "aws_default"
     attempt: int = 1
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,17 @@ def _conn_id(dag_id: str, task_id: str) -> str:
         return "aws_default"
 
 
+def _form_defaults(dag_id: str) -> dict[str, Any]:
+    """The DAG's trigger-form defaults (the job's values) as deployed now (not cached: jobs change)."""
+    try:
+        from airflow.models.serialized_dag import SerializedDagModel
+
+        return param_defaults(getattr(SerializedDagModel.get_dag(dag_id), "params", None))
+    except Exception:  # a DAG that no longer parses: its overrides cannot be told
+        log.debug("No trigger-form defaults for %s", dag_id, exc_info=True)
+        return {}
+
+
 class AirflowSource:
     """The fleet page's data from Airflow's metadata database and from SSM through the hook."""
 
@@ -156,6 +170,7 @@ class AirflowSource:
                 sent=sent if isinstance(sent, dict) and sent.get("attempt", 1) == attempt else {},
                 aws_conn_id=_conn_id(dag_id, run_task_id),
                 attempt=attempt,
+                overrides=tuple(run_overrides(dag_run, _form_defaults(dag_id)).lines()),
             )
 
     def history(self, dag_id: str, wait_task_id: str, limit: int) -> list[HistoryPoint]:
@@ -255,4 +270,5 @@ def load_page(
         history=tuple(history),
         note=note,
         generated_at=datetime.now(UTC),
+        overrides=facts.overrides,
     )

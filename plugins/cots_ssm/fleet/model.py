@@ -133,6 +133,7 @@ class FleetPage:
     :param commands: ``(command id, console url)`` of the run's commands.
     :param history: the last runs of the DAG, oldest first.
     :param note: why the page shows less than expected (e.g. SSM could not be read).
+    :param overrides: who triggered the run with which values other than the job's, one per line.
     """
 
     dag_id: str
@@ -146,6 +147,7 @@ class FleetPage:
     history: tuple[HistoryPoint, ...] = ()
     note: str = ""
     generated_at: datetime | None = field(default=None, compare=False)
+    overrides: tuple[str, ...] = ()
 
     def counts(self) -> list[tuple[Status, int]]:
         """How many instances are in each status, in the order of :class:`Status`, zeros left out."""

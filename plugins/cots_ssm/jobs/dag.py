@@ -49,7 +49,7 @@ def build_dags(jobs_file: JobsFile, *, doc_md: str | None = None) -> list[DAG]:
 def build_job_dag(job: Job, *, doc_md: str | None = None) -> DAG:
     """The batch of one job: window >> preflight >> run >> wait >> report >> cancel_leftovers."""
     config = job.config
-    topic = "{{ params.sns_topic_arn }}"
+    topic = config.sns_topic_arn  # the job's, never the trigger form's: alerting cannot be switched off
     alert = SsmFailureSnsNotifier(target_arn=topic, aws_conn_id=config.aws_conn_id)
     run_alert = SsmDagRunFailureNotifier(target_arn=topic, aws_conn_id=config.aws_conn_id)
     fleet_targets = partial(choose_targets, default_ids=config.instance_ids, default_tags=config.target_tags)

@@ -23,6 +23,7 @@ import yaml
 from croniter import croniter
 from jsonschema import ValidationError
 
+from cots_ssm import overrides
 from cots_ssm.config import BatchConfig
 from cots_ssm.jobs import schema
 
@@ -185,6 +186,7 @@ def _job_problems(raw: Any, defaults: Mapping[str, Any], base: BatchConfig) -> I
         return
     merged = _merged(raw, defaults, base)
     yield from _schedule_problems(merged["schedule"], merged["timezone"])
+    yield from overrides.bound_problems(merged)
     if bool(merged["instance_ids"]) == bool(merged["target_tags"]):
         yield FLEET, "no fleet: give instance_ids or target_tags (here, in defaults or in COTS_BATCH_*)"
 

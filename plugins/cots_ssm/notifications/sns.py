@@ -12,6 +12,7 @@ from airflow.sdk import BaseNotifier
 from cots_ssm.alert import FailureAlert, fifo_ids
 from cots_ssm.hooks.ssm import CancelReport, SsmFleetHook
 from cots_ssm.links.ssm import fleet_page_url, log_group_url, run_command_url
+from cots_ssm.overrides import context_overrides
 from cots_ssm.plan import LOOKUP_MARGIN, current_attempt, run_token_digest
 from cots_ssm.status import is_failure, read_status
 
@@ -82,6 +83,7 @@ class SsmFailureSnsNotifier(BaseNotifier):
             command_links={cid: run_command_url(region, cid) for cid in sent.get("command_ids") or ()},
             log_group_url=log_group_url(region, sent["log_group"]) if sent.get("log_group") else "",
             fleet_url=fleet_page_url(ti.dag_id, ti.run_id),
+            overrides=context_overrides(context).lines(),
         )
 
     def notify(self, context: Any) -> None:
@@ -94,7 +96,13 @@ class SsmFailureSnsNotifier(BaseNotifier):
         self.publish(alert)
 
     def publish(self, alert: FailureAlert) -> None:
-        """Publish ``alert``; a publish error is logged with the whole alert, never raised."""
+        """Publish ``alert``; a publish that fails after botocore's own retries raises, the alert logged.
+
+        The task that could not publish fails. As an ``on_failure_callback`` the task has failed
+        already and Airflow logs the error in the task's log (3.3: "Failed to run task callback";
+        3.0's ``BaseNotifier`` logs "Failed to send notification" and swallows it); as a DAG's
+        callback, in the DAG processor's log (and, where it re-raises, ``dag.callback_exceptions``).
+        """
         if not self.target_arn:
             self.log.warning("No SNS topic configured: failure alert not sent:\n%s", alert.body())
             return
@@ -106,13 +114,19 @@ class SsmFailureSnsNotifier(BaseNotifier):
                 Message=alert.body(),
                 **fifo_ids(self.target_arn, alert.dag_id, alert.run_id, alert.task_id, str(alert.try_number)),
             )
-            self.log.info(
-                "Failure alert published to %s (message %s)", self.target_arn, response.get("MessageId")
+        except Exception as error:
+            self.log.error(
+                "FAILED TO PUBLISH the failure alert to %s (%s): nobody was paged. "
+                "The alert was:\nSubject: %s\n%s",
+                self.target_arn,
+                error,
+                alert.subject(),
+                alert.body(),
             )
-        except Exception:
-            self.log.exception(
-                "FAILED TO PUBLISH the failure alert to %s; the alert was:\n%s", self.target_arn, alert.body()
-            )
+            raise
+        self.log.info(
+            "Failure alert published to %s (message %s)", self.target_arn, response.get("MessageId")
+        )
 
 
 class SsmDagRunFailureNotifier(SsmFailureSnsNotifier):
@@ -194,5 +208,6 @@ class SsmDagRunFailureNotifier(SsmFailureSnsNotifier):
                 error=f"The DAG run failed: {REASONS.get(reason, reason or 'no reason given')}. {cleanup}",
                 command_links={cid: run_command_url(region, cid) for cid in (report.found if report else ())},
                 fleet_url=fleet_page_url(dag_id, run_id),
+                overrides=context_overrides(context).lines(),
             )
         )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from cots_ssm import validation
+from cots_ssm import documents, validation
 from cots_ssm.compat import AirflowException, AirflowSkipException
 from cots_ssm.errors import FleetRunError, FleetRunFailed
 from cots_ssm.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SsmFleetHook, error_text
@@ -22,7 +22,6 @@ from cots_ssm.status import PingStatus
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-SHELL_DOCUMENTS = frozenset({"AWS-RunShellScript"})
 
 
 def is_last_try(ti: Any, retries: int) -> bool:
@@ -186,25 +185,14 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
 
     # -- stage 1: everything checked before AWS is called -------------------------------------------
     def _document_parameters(self) -> dict[str, list[str]]:
-        params = {k: v if isinstance(v, list) else [str(v)] for k, v in (self.parameters or {}).items()}
-        lines = self.commands
-        if self.document_name in SHELL_DOCUMENTS or lines:
-            lines = validation.commands(validation.from_template(lines))
-            arguments = validation.script_arguments(validation.from_template(self.script_arguments))
-            if arguments:
-                lines = [*lines[:-1], validation.quoted_command(lines[-1], arguments)]
-            params["commands"] = lines
-        if self.document_name in SHELL_DOCUMENTS:
-            timeout = validation.integer_in_range(
-                "execution_timeout_seconds",
-                self.execution_timeout_seconds,
-                *validation.EXECUTION_TIMEOUT_RANGE,
-            )
-            params["executionTimeout"] = [str(timeout)]
-        directory = validation.working_directory(self.working_directory)
-        if directory:
-            params["workingDirectory"] = [directory]
-        return params
+        return documents.document_parameters(
+            self.document_name,
+            commands=self.commands,
+            script_arguments=self.script_arguments,
+            parameters=self.parameters,
+            execution_timeout_seconds=self.execution_timeout_seconds,
+            working_directory=self.working_directory,
+        )
 
     def build_send_kwargs(self) -> dict[str, Any]:
         """Every SendCommand argument but the targets and the Comment, validated."""

@@ -124,6 +124,12 @@ class TestQuoting:
         with pytest.raises(InvalidParameterError, match="script_arguments"):
             validation.script_arguments(["ok", "two\nlines"])
 
+    def test_script_arguments_refuse_a_parameter_reference(self):
+        """SSM resolves {{ssm:name}} inside parameter values: the preflight refuses it too."""
+        with pytest.raises(InvalidParameterError, match=r"script_arguments='x\{\{ssm:/db/pw\}\}'"):
+            validation.script_arguments(["ok", "x{{ssm:/db/pw}}"])
+        assert validation.script_arguments(["{b}", "{ {"]) == ["{b}", "{ {"]
+
     def test_quoting_is_shlex(self):
         assert validation.quoted_command("run.sh", ["a b"]) == "run.sh " + shlex.quote("a b")
 

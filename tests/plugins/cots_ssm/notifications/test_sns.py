@@ -1,8 +1,13 @@
 from types import SimpleNamespace
 
 import boto3
+import pytest
+from airflow.sdk import DAG
+from botocore.exceptions import ClientError
 
 from cots_ssm.notifications.sns import SsmFailureSnsNotifier
+
+MISSING_TOPIC = "arn:aws:sns:us-east-1:123456789012:does-not-exist"
 
 
 def failure_context(make_context, failed_instance):
@@ -56,11 +61,48 @@ class TestPublish:
         assert "https://eu-west-1.console.aws.amazon.com/systems-manager/run-command/cmd-1" in body
         assert "log-group/$252Faws$252Fssm$252FAWS-RunShellScript" in body
 
-    def test_publish_error_is_logged_not_raised(self, aws, make_context, capfd):
-        notifier = SsmFailureSnsNotifier(target_arn="arn:aws:sns:us-east-1:123456789012:does-not-exist")
-        notifier.notify(failure_context(make_context, "i-0123456789abcdef0"))
+    def test_a_failed_publish_raises_and_logs_what_the_alert_said(self, aws, make_context, capfd):
+        notifier = SsmFailureSnsNotifier(target_arn=MISSING_TOPIC)
+        with pytest.raises(ClientError, match="NotFound"):
+            notifier.notify(failure_context(make_context, "i-0123456789abcdef0"))
         logged = capfd.readouterr().out
+        assert f"FAILED TO PUBLISH the failure alert to {MISSING_TOPIC}" in logged
+        assert "nobody was paged" in logged
+        assert "Subject: Airflow: cots_test - 1/3 instance(s) failed" in logged
+        assert "i-0123456789abcdef0: Failed (Failed), exit code 3" in logged
+        assert "license server unreachable" in logged
+
+    def test_as_a_task_failure_callback_airflow_logs_the_failed_publish_in_the_task_log(
+        self, aws, make_context, capfd
+    ):
+        """What Airflow does with the error: the task runner runs a failed task's callbacks and never
+        lets one raise (the task stays failed). Airflow 3.3's notifier logs "Failed to send
+        notification (sync)" and re-raises, and the runner logs "Failed to run task callback";
+        3.0's notifier logs "Failed to send notification" and swallows it. Either way the task's log
+        says that nobody was paged, and what the alert said."""
+        runner = pytest.importorskip("airflow.sdk.execution_time.task_runner")
+
+        class Log:
+            def __getattr__(self, name):
+                return lambda *args, **kwargs: print("task runner:", name, *args, kwargs)
+
+        notifier = SsmFailureSnsNotifier(target_arn=MISSING_TOPIC)
+        task = SimpleNamespace(on_failure_callback=[notifier])
+        context = failure_context(make_context, "i-0123456789abcdef0")
+        context["dag"] = DAG("cots_test", schedule=None)  # Airflow renders the notifier's fields with it
+        runner._run_task_state_change_callbacks(task, "on_failure_callback", context, Log())
+
+        logged = capfd.readouterr().out
+        assert "Failed to send notification" in logged
         assert "FAILED TO PUBLISH" in logged and "license server unreachable" in logged
+
+    def test_a_run_with_a_raised_tolerance_says_so_in_its_alert(self, aws, alerts, make_context):
+        context = failure_context(make_context, "i-0123456789abcdef0")
+        context["dag_run"] = SimpleNamespace(conf={"max_failed_instances": "1"}, triggering_user_name="bob")
+        context["dag"] = SimpleNamespace(params={"max_failed_instances": "0", "failure_policy": "finish"})
+        SsmFailureSnsNotifier(target_arn=aws.topic_arn).notify(context)
+        (envelope,) = alerts()
+        assert 'Overrides (triggered by bob):\n- max_failed_instances: "0" -> "1"\n' in envelope["Message"]
 
     def test_no_topic_logs_the_alert(self, aws, alerts, make_context, capfd):
         SsmFailureSnsNotifier(target_arn="").notify(failure_context(make_context, "i-0123456789abcdef0"))
@@ -91,7 +133,8 @@ class TestDagRunFailure:
 
         context, sent = self.start_batch(make_context, aws)
         callback_context = {
-            "dag": SimpleNamespace(dag_id=context["ti"].dag_id),
+            "dag": SimpleNamespace(dag_id=context["ti"].dag_id, params={"failure_policy": "finish"}),
+            "dag_run": SimpleNamespace(conf={"failure_policy": "cancel"}),
             "run_id": context["ti"].run_id,
             "reason": "timed_out",
         }
@@ -103,6 +146,8 @@ class TestDagRunFailure:
         (message,) = alerts()
         assert message["Subject"] == "Airflow: cots_test - run failed: timed_out"
         assert "dagrun_timeout" in message["Message"] and sent["command_ids"][0] in message["Message"]
+        assert "Overrides (triggered by (not recorded by this Airflow version)):" in message["Message"]
+        assert '- failure_policy: "finish" -> "cancel"' in message["Message"]
 
     def test_a_task_failure_with_nothing_left_running_sends_no_second_alert(self, aws, alerts, make_context):
         from cots_ssm.notifications.sns import SsmDagRunFailureNotifier

@@ -43,6 +43,14 @@ class TestValidationBeforeAnyCall:
                 "output_s3_bucket_name",
             ),
             ({"target_tags": {"Role; reboot": ["cots"]}}, "target_tags key='Role; reboot'"),
+            (
+                {"target_tags": {"Role": ["cots"]}, "document_name": "AWS-RunRemoteScript"},
+                "for the document 'AWS-RunRemoteScript', whose quoting this package does not implement",
+            ),
+            (
+                {"target_tags": {"Role": ["cots"]}, "script_arguments": ["{{ssm:/prod/db/password}}"]},
+                "script_arguments='{{ssm:/prod/db/password}}' is invalid: '{{' is refused",
+            ),
         ],
     )
     def test_refused_with_field_and_value_and_nothing_sent(self, aws, accepted, make_context, kwargs, named):
@@ -50,6 +58,19 @@ class TestValidationBeforeAnyCall:
             operator(**kwargs).execute(make_context())
         assert named in str(error.value)
         assert accepted() == 0, "no AWS call may happen before validation passes"
+
+
+class TestDocuments:
+    def test_powershell_gets_its_quoting_and_its_execution_timeout(self):
+        kwargs = operator(
+            document_name="AWS-RunPowerShellScript",
+            commands=["C:\\cots\\run.ps1"],
+            script_arguments=["a\u2019; Remove-Item C:\\data; \u2019"],
+            execution_timeout_seconds=5400,
+        ).build_send_kwargs()
+        assert kwargs["Parameters"]["executionTimeout"] == ["5400"]
+        line = "C:\\cots\\run.ps1 'a\u2019\u2019; Remove-Item C:\\data; \u2019\u2019'"
+        assert line in kwargs["Parameters"]["commands"]
 
 
 class TestSend:
