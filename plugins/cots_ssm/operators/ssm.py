@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-
 def is_last_try(ti: Any, retries: int) -> bool:
     """Whether this try of the task is its last one (no retry follows a failure)."""
     max_tries = getattr(ti, "max_tries", None)
