@@ -68,7 +68,7 @@ class TestPublish:
         logged = capfd.readouterr().out
         assert f"FAILED TO PUBLISH the failure alert to {MISSING_TOPIC}" in logged
         assert "nobody was paged" in logged
-        assert "Subject: Airflow: cots_test - 1/3 instance(s) failed" in logged
+        assert "Subject: Airflow: cots_test - 1/3 host(s) failed" in logged
         assert "i-0123456789abcdef0: Failed (Failed), exit code 3" in logged
         assert "license server unreachable" in logged
 
