@@ -88,14 +88,21 @@ mwaa-deploy: venv
 	$(PY) deploy/mwaa_deploy.py --env "$(ENV)" --bucket "$(BUCKET)" $(if $(REGION),--region "$(REGION)") \
 		$(if $(filter-out 0,$(DRY_RUN)),--dry-run)
 
-# The unit, emulator-backed, DAG-integrity and MWAA-bundle tests on every Airflow 3 version of MWAA
-# with its amazon provider (requirements/airflow-<version>-lock.txt), and on the newest release we
-# develop on (requirements.txt, locked by constraints.txt), all on Python 3.12 like MWAA. Each venv
-# is built once (its stamp follows its lock). `make test-airflow-3.2.1` runs one of them.
+# The version-sensitive tests on every Airflow 3 version of MWAA with its amazon provider
+# (requirements/airflow-<version>-lock.txt), and on the newest release we develop on (requirements.txt,
+# locked by constraints.txt), all on Python 3.12 like MWAA. Each venv is built once (its stamp follows
+# its lock). `make test-airflow-3.2.1` runs one of them.
 MWAA_AIRFLOW := 3.0.6 3.2.1 3.3.1
 NEWEST_AIRFLOW := $(shell sed -n 's/^apache-airflow==//p' requirements.txt)
-# The emulator's own tests (tests/local) do not depend on Airflow: they run once, in the main venv.
-MATRIX_TESTS := tests/plugins tests/dags tests/deploy/test_mwaa.py
+# Version-sensitive: what imports Airflow or the provider and runs through them (DagBag of the jobs file
+# and its schedules, hook, operators, sensor, trigger round trip, notifier, links and the UI plugin's
+# app, the trigger form's Params, the MWAA bundle). The pure model (ledger, check, verdict, texts,
+# validation) and the emulator's own tests import neither: they run once, in the main venv, with the
+# rest of the suite.
+MATRIX_TESTS := tests/dags tests/deploy/test_mwaa.py tests/plugins/cots_ssm/hooks tests/plugins/cots_ssm/operators \
+	tests/plugins/cots_ssm/sensors tests/plugins/cots_ssm/triggers tests/plugins/cots_ssm/notifications \
+	tests/plugins/cots_ssm/links tests/plugins/cots_ssm/fleet/test_app.py tests/plugins/cots_ssm/jobs \
+	tests/plugins/cots_ssm/test_params.py
 ifndef MATRIX_PYTHON  # python3.12 on PATH (a pyenv shim only if it runs), else pyenv's 3.12.x
 MATRIX_PYTHON := $(shell for py in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3); do \
 	$$py -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null && break; done)
