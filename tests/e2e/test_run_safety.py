@@ -112,7 +112,8 @@ class TestNeverOrphaned:
         # The teardown's alert: published after the run's end is seen (slower under load).
         messages = alerts_for(alerts, run_id, wait=20)  # SQS long polls at most 20 s
         assert len(messages) == 1, messages
-        assert "still running" in messages[0]["Message"]
+        assert "stopped before its verdict" in messages[0]["Message"]
+        assert messages[0]["Subject"] == "Airflow: cots_nightly_batch - run stopped mid-batch, fleet cancelled"
 
     def test_a_run_killed_by_dagrun_timeout_alerts_and_leaves_nothing_running(self, api, aws, alerts):
         run_id = api.trigger({"script_arguments": ["--duration", "600"], "poll_interval_seconds": SLOW_POLL})

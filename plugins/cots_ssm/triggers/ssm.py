@@ -51,6 +51,10 @@ def stops_the_fleet(task_state: str | None, run_state: str | None) -> bool:
     return task_state in STOPPED_TASK_STATES or run_state == "failed"
 
 
+#: Decisions of killed triggers still running (a reference keeps each one from being collected).
+_DECISIONS: set[asyncio.Task[None]] = set()
+
+
 class TransientErrorsExhausted(RuntimeError):
     """A check met more transient AWS errors in a row than it absorbs."""
 
@@ -280,6 +284,16 @@ class SsmFleetTrigger(BaseTrigger):
         """
         if not self.spec.cancel_on_timeout:
             return
+        # The triggerer cancels a killed trigger's task again at each of its loops (about every
+        # second), cutting short anything slower in here, and reading the task's state goes through
+        # the supervisor to the API server. So the decision runs as a task of its own, which the
+        # next cancel cannot reach.
+        decision = asyncio.get_running_loop().create_task(self._stop_unless_cleared())
+        _DECISIONS.add(decision)
+        decision.add_done_callback(_DECISIONS.discard)
+        await asyncio.shield(decision)
+
+    async def _stop_unless_cleared(self) -> None:
         states = await self._recorded_states()
         if states is None:
             self.log.warning("Killed while deferred, but the task's state is unknown: not cancelling")
