@@ -80,6 +80,7 @@ def start_window(
     grace: timedelta = timedelta(hours=1),
     allowed: Collection[str] = DEFAULT_RUN_TYPES,
     timezone: str = "UTC",
+    logical_date: datetime | None = None,
 ) -> WindowDecision:
     """A run of a type the job does not accept, or a scheduled run that started too late, does not go ahead.
 
@@ -90,10 +91,12 @@ def start_window(
     :param grace: how late a scheduled run may start (default: 1 hour).
     :param allowed: the run types the job accepts (default: scheduled and manual).
     :param timezone: the job's timezone, for the log line (default: UTC).
+    :param logical_date: the run's logical date, which names its night (default: ``due``).
     """
+    night = logical_date or due
     kind = str(getattr(run_type, "value", run_type))  # Airflow's DagRunType is a str Enum
     if kind not in allowed:
-        return WindowDecision(False, _refusal(kind, due, allowed, timezone))
+        return WindowDecision(False, _refusal(kind, night, allowed, timezone))
     if kind != SCHEDULED:
         return WindowDecision(True, f"{kind} run: runs whenever it is triggered")
     if clear_number:
@@ -107,7 +110,7 @@ def start_window(
         )
     return WindowDecision(
         False,
-        f"Skipped: the night of {night_of(due, timezone)} did not run. This run was due at "
+        f"Skipped: the night of {night_of(night or due, timezone)} did not run. This run was due at "
         f"{when(due, timezone)} but started at {when(started, timezone)}, {_minutes(late)} late, more "
         f"than the {_minutes(grace)} allowed (start_grace_minutes). Nothing was sent: a batch started out "
         "of its window could hit the fleet in business hours (a DAG deployed or unpaused mid-day starts "
@@ -117,8 +120,8 @@ def start_window(
     )
 
 
-def _refusal(kind: str, due: datetime | None, allowed: Collection[str], timezone: str) -> str:
-    night = f" for the night of {night_of(due, timezone)}" if due else ""
+def _refusal(kind: str, moment: datetime | None, allowed: Collection[str], timezone: str) -> str:
+    night = f" for the night of {night_of(moment, timezone)}" if moment else ""
     why = (
         "its script does not take the night's date, so a backfill would run the same batch on the "
         "whole fleet once per night of the range"
@@ -206,6 +209,7 @@ def in_start_window(
     :param aws_conn_id: the Airflow AWS connection of the alert (default: ``aws_default``).
     """
     due = getattr(dag_run, "run_after", None)
+    night = getattr(dag_run, "logical_date", None) or due
     decision = start_window(
         run_type=getattr(dag_run, "run_type", MANUAL),
         due=due,
@@ -214,6 +218,7 @@ def in_start_window(
         grace=timedelta(minutes=int(start_grace_minutes)),
         allowed=list(run_types),
         timezone=timezone,
+        logical_date=night,
     )
     (log.info if decision.run else log.warning)("%s", decision.reason)
     if ti is not None:
@@ -228,7 +233,7 @@ def in_start_window(
             run_id=ti.run_id,
             decision=decision,
             log_url=getattr(ti, "log_url", "") or "",
-            night=night_of(due, timezone) if due else "",
+            night=night_of(night, timezone) if night else "",
         )
         SsmFailureSnsNotifier(target_arn=sns_topic_arn, aws_conn_id=aws_conn_id).publish(alert)
     return decision.run
