@@ -57,6 +57,16 @@ class TestStartWindow:
             assert api.task_state(late["dag_run_id"], task_id) == "skipped", task_id
         assert commands_of(aws, late["dag_run_id"]) == []
 
+    def test_the_skipped_night_published_one_alert_saying_when_and_what_to_do(self, api):
+        late = api.late_scheduled_run
+        (alert,) = [m for m in api.late_scheduled_run_alerts if late["dag_run_id"] in m["Message"]]
+        night = late["logical_date"][:10]  # the nightly job runs in UTC
+        assert alert["Subject"] == f"Airflow: {DAG} - night {night} did not run (started late)"
+        text = alert["Message"]
+        assert f"Skipped: the night of {night} did not run." in text
+        assert "This run was due at " in text and " but started at " in text and "late, more than" in text
+        assert "Clear this run" in text and f"/api/v2/dags/{DAG}/dagRuns/" in text
+
     def test_a_manual_run_at_the_same_moment_runs(self, api, aws):
         run_id = api.trigger({"script_arguments": ["--duration", "1"]})
         assert api.wait_for_run(run_id)["state"] == "success"
