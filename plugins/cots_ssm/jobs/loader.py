@@ -2,7 +2,9 @@
 
 Each job's values, lowest precedence first: ``BatchConfig``'s built-in defaults, the ``COTS_BATCH_*``
 environment variables, the file's ``defaults``, the job's own keys. A job that names a fleet by
-``instance_ids`` drops the ``target_tags`` it would inherit, and the other way round.
+``instance_ids`` drops the ``target_tags`` it would inherit, and the other way round. A job that
+lists ``backfill`` in ``run_types`` must pass ``{logical_date}`` in ``script_arguments`` (else a
+backfill runs the same batch once per night of its range).
 
 A bad job is refused alone, with a :class:`JobError` naming the file, the job and the field; the
 other jobs still load. A file that cannot be read at all (not YAML, bad ``defaults``, no ``jobs``,
@@ -173,6 +175,8 @@ def _setting_problems(raw: Any, known: frozenset[str], definition: str) -> Itera
 
 
 def _message(error: ValidationError) -> str:
+    if error.instance == {LOGICAL_DATE.strip("{}"): None}:  # YAML read an unquoted {logical_date}
+        return f'quote it: "{LOGICAL_DATE}" (unquoted, YAML reads it as a mapping)'
     wanted = error.validator_value.get("const") if error.validator == "contains" else None
     if isinstance(wanted, str):  # jsonschema says "does not contain items matching the given schema"
         return f"{error.instance!r} must include {wanted!r}"

@@ -259,3 +259,13 @@ class TestRunTypes:
         job = {**INDEXER, "run_types": kept, "script_arguments": ["{logical_date}"]}
         error = only_error(parse(with_job(job)))
         assert (error.field, error.message) == ("run_types", f"{kept!r} must include {missing!r}")
+
+    def test_an_unquoted_placeholder_is_refused_saying_to_quote_it(self):
+        import yaml
+
+        job = yaml.safe_load("{id: dated, script_arguments: [--date, {logical_date}]}")
+        error = only_error(parse({"jobs": [job]}))
+        assert (error.field, error.message) == (
+            "script_arguments.1",
+            'quote it: "{logical_date}" (unquoted, YAML reads it as a mapping)',
+        )
