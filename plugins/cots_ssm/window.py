@@ -25,6 +25,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from cots_ssm.alert import FailureAlert
@@ -143,25 +144,47 @@ def _minutes(delta: timedelta) -> str:
 
 
 def missed_night_alert(
-    *, dag_id: str, run_id: str, decision: WindowDecision, log_url: str = "", night: str = ""
+    *,
+    dag_id: str,
+    run_id: str,
+    night: datetime,
+    due: datetime,
+    started: datetime,
+    grace: timedelta,
+    timezone: str = "UTC",
+    log_url: str = "",
 ) -> FailureAlert:
     """The one alert of a scheduled night that did not run: which night, when due and started, what now.
 
     :param dag_id: the job's DAG.
     :param run_id: the skipped run.
-    :param decision: the window's decision (its reason says when it was due and started).
+    :param night: the run's logical date (names the night).
+    :param due: when the run was due.
+    :param started: when it started.
+    :param grace: how late it was allowed to start.
+    :param timezone: the job's timezone (default: UTC).
     :param log_url: the window task's log (default: none).
-    :param night: the night, YYYY-MM-DD, for the subject (default: none).
     """
-    clear = f'POST /api/v2/dags/{dag_id}/dagRuns/{run_id}/clear with {{"dry_run": false}}'
+    clear = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/clear"
+    lines = [
+        f"The night of {night_of(night, timezone)} did not run: nothing was sent to the fleet.",
+        f"Due:     {when(due, timezone)}",
+        f"Started: {when(started, timezone)}, {_minutes(started - due)} late "
+        f"(start_grace_minutes allows {_minutes(grace)})",
+        "Why:     a batch started out of its window could hit the fleet in business hours (a DAG "
+        "deployed or unpaused mid-day starts its last tick at once).",
+        "Run it now: Clear this run (a cleared run is never skipped and runs for its own night): in the "
+        f'Airflow UI, or POST {clear} with {{"dry_run": false}}; or trigger the DAG by hand.',
+        "The next scheduled night is not affected.",
+    ]
     return FailureAlert(
         dag_id=dag_id,
         run_id=run_id,
         task_id="window",
-        error=f"{decision.reason}\n\nClear through the REST API: {clear}",
+        error="\n".join(lines),
         log_url=log_url,
         opening="Attention required: a scheduled night of the batch did not run.",
-        headline=f"night {night or '(unknown)'} did not run (started late)",
+        headline=f"night {night_of(night, timezone)} did not run (started late)",
     )
 
 
@@ -225,15 +248,18 @@ def in_start_window(
         ti.xcom_push(key="in_window", value=decision.run)
         if not decision.run:
             ti.xcom_push(key="skipped_because", value=decision.reason)
-    if decision.missed_night and ti is not None:
+    if decision.missed_night and ti is not None and night is not None and due is not None:
         from cots_ssm.notifications.sns import SsmFailureSnsNotifier  # Airflow: only when there is news
 
         alert = missed_night_alert(
             dag_id=ti.dag_id,
             run_id=ti.run_id,
-            decision=decision,
+            night=night,
+            due=due,
+            started=dag_run.start_date,
+            grace=timedelta(minutes=int(start_grace_minutes)),
+            timezone=timezone,
             log_url=getattr(ti, "log_url", "") or "",
-            night=night_of(night, timezone) if night else "",
         )
         SsmFailureSnsNotifier(target_arn=sns_topic_arn, aws_conn_id=aws_conn_id).publish(alert)
     return decision.run

@@ -122,10 +122,14 @@ def xcom(run, task_id: str, key: str):
         return XComModel.deserialize_value(row)
 
 
-def commands_of(aws, dag_id: str) -> list[dict]:
+def commands_of(aws, run) -> list[dict]:
+    """The SSM commands of one DAG run, found by its run token."""
+    from cots_ssm.plan import run_token_digest
+
+    token = f"[af:{run_token_digest(run.dag_id, run.run_id, 'run')} "
     ssm = boto3.client("ssm", endpoint_url=aws.endpoint_url, region_name="us-east-1")
     pages = ssm.get_paginator("list_commands").paginate()
-    return [c for page in pages for c in page["Commands"] if c["Comment"].startswith(dag_id)]
+    return [c for page in pages for c in page["Commands"] if token in c["Comment"]]
 
 
 def test_a_backfill_of_three_nights_sends_nothing_and_each_run_says_why(dags, airflow_db, aws):
@@ -140,15 +144,13 @@ def test_a_backfill_of_three_nights_sends_nothing_and_each_run_says_why(dags, ai
         assert reason.startswith(f"Refused: a backfill run for the night of {night}.")
         assert "Nothing was sent" in reason and "Clear that night's scheduled run" in reason
     assert aws.control.counters().get("SendCommand", {}).get("accepted", 0) == 0
-    assert commands_of(aws, "cots_nightly_batch") == []
+    assert [commands_of(aws, run) for run in runs] == [[], [], []]
 
 
 def test_a_job_that_takes_the_date_runs_once_per_night_with_that_nights_date(dags, airflow_db, aws):
     runs = backfill_nights(dags["dated_batch"])
 
     assert [str(getattr(r.state, "value", r.state)) for r in runs] == ["success"] * 3
-    commands = sorted(commands_of(aws, "dated_batch"), key=lambda c: c["RequestedDateTime"])
-    lines = ["\n".join(c["Parameters"]["commands"]) for c in commands]
-    assert len(lines) == 3, "one command per night, no more"
-    for night, line in zip(NIGHTS, lines, strict=True):
-        assert f"echo --date {night}" in line, line
+    for night, run in zip(NIGHTS, runs, strict=True):
+        (command,) = commands_of(aws, run)  # one command per night, no more
+        assert f"echo --date {night}" in "\n".join(command["Parameters"]["commands"]), command

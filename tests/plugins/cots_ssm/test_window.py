@@ -143,16 +143,29 @@ class TestWithLogicalDate:
 
 class TestMissedNightAlert:
     def test_says_which_night_when_due_when_started_and_how_to_run_it_now(self):
-        decision = start_window(run_type="scheduled", due=DUE, started=LATE)
+        due = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # the second 02:30 of the fall-back night
         alert = missed_night_alert(
-            dag_id="cots_nightly_batch", run_id="scheduled__x", decision=decision, night="2026-11-27"
+            dag_id="document_indexer",
+            run_id="scheduled__2026-10-25T01:30:00+00:00",
+            night=due,
+            due=due,
+            started=due + timedelta(hours=11, minutes=4),
+            grace=timedelta(minutes=60),
+            timezone="Europe/Paris",
         )
-        assert alert.subject() == "Airflow: cots_nightly_batch - night 2026-11-27 did not run (started late)"
+        assert alert.subject() == "Airflow: document_indexer - night 2026-10-25 did not run (started late)"
         body = alert.body()
         assert body.startswith("Attention required: a scheduled night of the batch did not run.")
-        assert "due at 2026-11-27 02:00 UTC but started at 2026-11-27 14:00 UTC" in body
-        clear = 'POST /api/v2/dags/cots_nightly_batch/dagRuns/scheduled__x/clear with {"dry_run": false}'
-        assert clear in body
+        assert "The night of 2026-10-25 did not run: nothing was sent to the fleet." in body
+        assert "Due:     2026-10-25 02:30 CET (2026-10-25 01:30 UTC)" in body
+        assert (
+            "Started: 2026-10-25 13:34 CET (2026-10-25 12:34 UTC), 11 h 04 min late "
+            "(start_grace_minutes allows 1 h 00 min)"
+        ) in body
+        clear = (
+            "POST /api/v2/dags/document_indexer/dagRuns/scheduled__2026-10-25T01%3A30%3A00%2B00%3A00/clear"
+        )
+        assert f'{clear} with {{"dry_run": false}}' in body
 
 
 class TestInStartWindow:
@@ -166,7 +179,11 @@ class TestInStartWindow:
         assert message["Subject"] == (
             "Airflow: cots_nightly_batch - night 2026-11-27 did not run (started late)"
         )
-        assert "due at 2026-11-27 02:00 UTC but started at 2026-11-27 14:00 UTC" in message["Message"]
+        lines = [line.strip() for line in message["Message"].splitlines()]
+        assert "Due:     2026-11-27 02:00 UTC" in lines
+        assert (
+            "Started: 2026-11-27 14:00 UTC, 12 h 00 min late (start_grace_minutes allows 1 h 00 min)" in lines
+        )
         assert ti.run_id in message["Message"] and "Clear this run" in message["Message"]
 
     def test_a_cleared_late_run_runs_and_alerts_nobody(self, aws, alerts):
