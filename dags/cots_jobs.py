@@ -6,7 +6,7 @@ trigger form.
 
 | task | what it does |
 |---|---|
-| `window` | skips a scheduled run that starts over an hour late (unpaused mid-day); manual runs go |
+| `window` | refuses run types the job does not list; skips a scheduled run an hour late, with one alert |
 | `preflight` | checks the form values and that every instance is SSM-managed and `Online` |
 | `run` | sends the script once per chunk of 50 ids or tag target; a Clear re-runs only what failed |
 | `wait` | sensor: reschedule (no slot between checks) or deferrable (triggerer waits); names failures |

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cots_ssm.verdict import FailurePolicy
+from cots_ssm.window import DEFAULT_RUN_TYPES
 
 PREFIX = "COTS_BATCH_"
 
@@ -133,6 +134,9 @@ class BatchConfig:
     :param owner: the DAG owner.
     :param retries: retries of each task.
     :param dagrun_timeout_hours: the time limit of a whole run.
+    :param run_types: the runs Airflow may start for the job (``cots_ssm.window.RUN_TYPES``); set
+        by the jobs file only: a backfill is a job's decision, not a deployment's (default:
+        scheduled and manual).
     """
 
     schedule: str = "0 2 * * *"
@@ -158,6 +162,7 @@ class BatchConfig:
     retries: int = 2
     dagrun_timeout_hours: float = 8
     start_grace_minutes: int = 60
+    run_types: list[str] = field(default_factory=lambda: list(DEFAULT_RUN_TYPES))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BatchConfig:

@@ -59,6 +59,15 @@ def test_every_job_has_tags_retries_alerts_and_a_doc(dagbag, dag_id):
     job.params.validate()
 
 
+@pytest.mark.parametrize("dag_id", JOB_IDS)
+def test_no_shipped_job_accepts_a_backfill(dagbag, dag_id):
+    # None of the shipped scripts takes the night's date: a backfill would rerun the same batch.
+    job = dagbag.dags[dag_id]
+    assert job.task_dict["window"].op_kwargs["run_types"] == ["scheduled", "manual"]
+    if hasattr(job, "allowed_run_types"):  # Airflow 3.2+: refused by the UI and the API too
+        assert {str(getattr(t, "value", t)) for t in job.allowed_run_types} == {"scheduled", "manual"}
+
+
 def test_nightly_schedule_in_the_dag_itself(dag):
     assert type(dag.timetable).__name__ == "CronTriggerTimetable"
     timetable = dag.timetable  # the SDK's (Airflow 3.2+) or the core's (3.0 / 3.1) class

@@ -32,6 +32,7 @@ class Api:
         self.base, self.password_file, self.token = base, password_file, None
         self.dag_id = dag_id
         self.late_scheduled_run: dict = {}
+        self.late_scheduled_run_alerts: list[dict] = []
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
@@ -98,6 +99,21 @@ class Api:
         raise AssertionError(f"timed out waiting for {what}; last answer: {answer}")
 
 
+def queued_alerts(emulator, wait: int) -> list[dict]:
+    """Every SNS alert waiting in the emulator's SQS subscription (read and deleted)."""
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=emulator.endpoint_url, region_name="us-east-1")
+    bodies: list[dict] = []
+    while messages := sqs.receive_message(
+        QueueUrl=emulator.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0 if bodies else wait
+    ).get("Messages"):
+        bodies += [json.loads(m["Body"]) for m in messages]
+        for message in messages:
+            sqs.delete_message(QueueUrl=emulator.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
 @contextlib.contextmanager
 def standalone_api(
     emulator, home: Path, dag_id: str = DAG, *, dags_folder: Path | None = None, **batch: str
@@ -159,6 +175,8 @@ def api(emulator, tmp_path_factory):
             "the scheduled run",
         )
         client.late_scheduled_run = runs["dag_runs"][0]
+        # Its one alert, read now: the `alerts` fixture of later tests drains the queue.
+        client.late_scheduled_run_alerts = queued_alerts(emulator, wait=5)
         yield client
 
 

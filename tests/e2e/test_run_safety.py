@@ -57,6 +57,20 @@ class TestStartWindow:
             assert api.task_state(late["dag_run_id"], task_id) == "skipped", task_id
         assert commands_of(aws, late["dag_run_id"]) == []
 
+    def test_the_skipped_night_published_one_alert_saying_when_and_what_to_do(self, api):
+        late = api.late_scheduled_run
+        (alert,) = [m for m in api.late_scheduled_run_alerts if late["dag_run_id"] in m["Message"]]
+        night = late["logical_date"][:10]  # the nightly job runs in UTC
+        assert alert["Subject"] == f"Airflow: {DAG} - night {night} did not run (started late)"
+        text = alert["Message"]
+        assert f"The night of {night} did not run: nothing was sent to the fleet." in text
+        lines = [line.strip() for line in text.splitlines()]
+        assert any(line.startswith("Due:     ") for line in lines)
+        assert any(
+            line.startswith("Started: ") and "late (start_grace_minutes allows 1 h" in line for line in lines
+        )
+        assert "Clear this run" in text and f"/api/v2/dags/{DAG}/dagRuns/" in text
+
     def test_a_manual_run_at_the_same_moment_runs(self, api, aws):
         run_id = api.trigger({"script_arguments": ["--duration", "1"]})
         assert api.wait_for_run(run_id)["state"] == "success"
@@ -113,7 +127,7 @@ class TestNeverOrphaned:
         messages = alerts_for(alerts, run_id, wait=20)  # SQS long polls at most 20 s
         assert len(messages) == 1, messages
         assert "stopped before its verdict" in messages[0]["Message"]
-        assert messages[0]["Subject"] == "Airflow: cots_nightly_batch - run stopped mid-batch, fleet cancelled"
+        assert messages[0]["Subject"].endswith("cots_nightly_batch - run stopped mid-batch, fleet cancelled")
 
     def test_a_run_killed_by_dagrun_timeout_alerts_and_leaves_nothing_running(self, api, aws, alerts):
         run_id = api.trigger({"script_arguments": ["--duration", "600"], "poll_interval_seconds": SLOW_POLL})

@@ -7,6 +7,7 @@ one import error naming the jobs file, each refused job and its field, and the g
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
@@ -25,7 +26,7 @@ from cots_ssm.operators.ssm import SsmCancelCommandsOperator, SsmFleetPreflightO
 from cots_ssm.params import choose_targets, trigger_form
 from cots_ssm.report import report_fleet
 from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
-from cots_ssm.window import in_start_window
+from cots_ssm.window import in_start_window, with_logical_date
 
 try:  # Airflow 3.2+
     from airflow.sdk.exceptions import AirflowTimetableInvalid
@@ -36,6 +37,11 @@ COMMON_TAGS = ("cots", "ssm", "batch")
 REFUSED_DAG_ID = "cots_jobs_refused"
 INSTANCE_IDS = "{{ fleet_targets(params.instance_ids, params.target_tags)['instance_ids'] }}"
 TARGET_TAGS = "{{ fleet_targets(params.instance_ids, params.target_tags)['target_tags'] }}"
+# {logical_date} in a job's arguments becomes the night of the run (cots_ssm.window.with_logical_date).
+SCRIPT_ARGUMENTS = "{{ with_logical_date(params.script_arguments, dag_run) }}"
+# Airflow 3.2+ refuses the run types a DAG does not list, in the UI, the REST API and the scheduler;
+# on 3.0 and 3.1 the window task refuses them (cots_ssm.window).
+ALLOWED_RUN_TYPES = "allowed_run_types" in inspect.signature(DAG).parameters
 
 
 def build_dags(jobs_file: JobsFile, *, doc_md: str | None = None) -> list[DAG]:
@@ -54,6 +60,7 @@ def build_job_dag(job: Job, *, doc_md: str | None = None) -> DAG:
     run_alert = SsmDagRunFailureNotifier(target_arn=topic, aws_conn_id=config.aws_conn_id)
     fleet_targets = partial(choose_targets, default_ids=config.instance_ids, default_tags=config.target_tags)
     heading = f"**{job.description}**\n\n" if job.description else ""
+    run_types: dict[str, Any] = {"allowed_run_types": list(config.run_types)} if ALLOWED_RUN_TYPES else {}
     with DAG(
         dag_id=job.id,
         description=job.description or f"COTS batch {job.id} through SSM Run Command",
@@ -71,10 +78,14 @@ def build_job_dag(job: Job, *, doc_md: str | None = None) -> DAG:
         },
         on_failure_callback=run_alert,
         params=trigger_form(config),
-        user_defined_macros={"fleet_targets": fleet_targets},
+        user_defined_macros={
+            "fleet_targets": fleet_targets,
+            "with_logical_date": partial(with_logical_date, timezone=config.timezone),
+        },
         render_template_as_native_obj=True,
         tags=list(dict.fromkeys([*COMMON_TAGS, *job.tags])),
         doc_md=heading + (doc_md or ""),
+        **run_types,
     ) as dag:
         _wire(config, alert)
     return dag
@@ -86,20 +97,27 @@ def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
         task_id="window",
         retries=0,
         python_callable=in_start_window,
-        op_kwargs={"start_grace_minutes": config.start_grace_minutes},
+        op_kwargs={
+            "start_grace_minutes": config.start_grace_minutes,
+            "run_types": list(config.run_types),
+            "timezone": config.timezone,
+            # The missed-night alert goes to the job's topic, never to a form value.
+            "sns_topic_arn": config.sns_topic_arn,
+            "aws_conn_id": config.aws_conn_id,
+        },
     )
     preflight = SsmFleetPreflightOperator(
         task_id="preflight",
         instance_ids=INSTANCE_IDS,
         target_tags=TARGET_TAGS,
-        script_arguments="{{ params.script_arguments }}",
+        script_arguments=SCRIPT_ARGUMENTS,
     )
     run = SsmRunCommandOperator(
         task_id="run",
         instance_ids=INSTANCE_IDS,
         target_tags=TARGET_TAGS,
         commands=[config.script],
-        script_arguments="{{ params.script_arguments }}",
+        script_arguments=SCRIPT_ARGUMENTS,
         working_directory=config.working_directory or None,
         execution_timeout_seconds="{{ params.execution_timeout_seconds }}",
         delivery_timeout_seconds="{{ params.delivery_timeout_seconds }}",

@@ -2,7 +2,9 @@
 
 Each job's values, lowest precedence first: ``BatchConfig``'s built-in defaults, the ``COTS_BATCH_*``
 environment variables, the file's ``defaults``, the job's own keys. A job that names a fleet by
-``instance_ids`` drops the ``target_tags`` it would inherit, and the other way round.
+``instance_ids`` drops the ``target_tags`` it would inherit, and the other way round. A job that
+lists ``backfill`` in ``run_types`` must pass ``{logical_date}`` in ``script_arguments`` (else a
+backfill runs the same batch once per night of its range).
 
 A bad job is refused alone, with a :class:`JobError` naming the file, the job and the field; the
 other jobs still load. A file that cannot be read at all (not YAML, bad ``defaults``, no ``jobs``,
@@ -26,6 +28,7 @@ from jsonschema import ValidationError
 from cots_ssm import overrides
 from cots_ssm.config import BatchConfig
 from cots_ssm.jobs import schema
+from cots_ssm.window import BACKFILL, LOGICAL_DATE
 
 JOBS_FILE_VARIABLE = "COTS_JOBS_FILE"
 FLEET = "instance_ids/target_tags"
@@ -167,9 +170,18 @@ def _setting_problems(raw: Any, known: frozenset[str], definition: str) -> Itera
         yield key, f"unknown key; known keys: {', '.join(sorted(known))}"
     for error in sorted(schema.validator(definition).iter_errors(raw), key=lambda e: list(e.path)):
         if error.validator != "unevaluatedProperties":  # unknown keys, reported above
-            yield _field(error), error.message
+            yield _field(error), _message(error)
     if raw.get("instance_ids") and raw.get("target_tags"):
         yield FLEET, "give the fleet as instance_ids or as target_tags, not both"
+
+
+def _message(error: ValidationError) -> str:
+    if error.instance == {LOGICAL_DATE.strip("{}"): None}:  # YAML read an unquoted {logical_date}
+        return f'quote it: "{LOGICAL_DATE}" (unquoted, YAML reads it as a mapping)'
+    wanted = error.validator_value.get("const") if error.validator == "contains" else None
+    if isinstance(wanted, str):  # jsonschema says "does not contain items matching the given schema"
+        return f"{error.instance!r} must include {wanted!r}"
+    return str(error.message)
 
 
 def _field(error: ValidationError) -> str:
@@ -187,6 +199,7 @@ def _job_problems(raw: Any, defaults: Mapping[str, Any], base: BatchConfig) -> I
     merged = _merged(raw, defaults, base)
     yield from _schedule_problems(merged["schedule"], merged["timezone"])
     yield from overrides.bound_problems(merged)
+    yield from _run_type_problems(merged["run_types"], merged["script_arguments"])
     if bool(merged["instance_ids"]) == bool(merged["target_tags"]):
         yield FLEET, "no fleet: give instance_ids or target_tags (here, in defaults or in COTS_BATCH_*)"
 
@@ -203,6 +216,16 @@ def _schedule_problems(cron: str, timezone: str) -> Iterator[tuple[str, str]]:
         pendulum.timezone(timezone)
     except ValueError:  # pendulum's InvalidTimezone
         yield "timezone", f"{timezone!r} is not a known IANA timezone (e.g. UTC, Europe/Paris)"
+
+
+def _run_type_problems(run_types: list[str], arguments: list[str]) -> Iterator[tuple[str, str]]:
+    if BACKFILL in run_types and not any(LOGICAL_DATE in argument for argument in arguments):
+        yield (
+            "run_types",
+            f"{BACKFILL!r} needs a script that takes the night's date: put {LOGICAL_DATE} in "
+            f'script_arguments (e.g. [--date, "{LOGICAL_DATE}"]), else a backfill runs the same batch '
+            "on the whole fleet once per night of the range",
+        )
 
 
 def _layer(values: Mapping[str, Any]) -> dict[str, Any]:

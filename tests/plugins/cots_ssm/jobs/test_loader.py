@@ -113,6 +113,12 @@ BAD_JOBS = {
     "no id": ({k: v for k, v in INDEXER.items() if k != "id"}, "id"),
     "both fleets": ({**INDEXER, "instance_ids": ["i-0123456789abcdef0"]}, "instance_ids/target_tags"),
     "not a mapping": (["id", "x"], "(job)"),
+    "unknown run type": ({**INDEXER, "run_types": ["scheduled", "manual", "asset"]}, "run_types.2"),
+    "run types without manual": ({**INDEXER, "run_types": ["scheduled"]}, "run_types"),
+    "backfill of a script without the date": (
+        {**INDEXER, "run_types": ["scheduled", "manual", "backfill"]},
+        "run_types",
+    ),
 }
 
 
@@ -214,3 +220,52 @@ class TestShippedExample:
             {"Role": ["cots"]},
         )
         assert (nightly.script, nightly.owner) == ("/opt/cots/bin/run_batch.sh", "cots-support")
+
+
+class TestRunTypes:
+    def test_a_job_accepts_scheduled_and_manual_runs_unless_it_says_otherwise(self):
+        for job in parse(FILE).jobs:
+            assert job.config.run_types == ["scheduled", "manual"], job.id
+
+    def test_a_job_whose_script_takes_the_date_may_accept_backfills(self):
+        dated = {
+            **INDEXER,
+            "run_types": ["scheduled", "manual", "backfill"],
+            "script_arguments": ["--date={logical_date}"],
+        }
+        (_, job) = parse(with_job(dated)).jobs
+        assert job.config.run_types == ["scheduled", "manual", "backfill"]
+        assert job.config.script_arguments == ["--date={logical_date}"]
+
+    def test_a_backfill_without_the_date_is_refused_saying_how_to_pass_it(self):
+        error = only_error(parse(with_job({**INDEXER, "run_types": ["scheduled", "manual", "backfill"]})))
+        assert error.field == "run_types"
+        assert "put {logical_date} in script_arguments" in error.message
+        assert "once per night of the range" in error.message
+
+    def test_the_date_inherited_from_defaults_counts(self):
+        data = with_job(
+            {**INDEXER, "script_arguments": [], "run_types": ["scheduled", "manual", "backfill"]},
+            defaults={"script_arguments": ["{logical_date}"]},
+        )
+        assert only_error(parse(data)).field == "run_types", "the job's own empty arguments win"
+        job = {k: v for k, v in INDEXER.items() if k != "script_arguments"}
+        data = with_job({**job, "run_types": ["scheduled", "manual", "backfill"]}, defaults=data["defaults"])
+        assert not parse(data).errors
+
+    @pytest.mark.parametrize("missing", ["scheduled", "manual"])
+    def test_scheduled_and_manual_cannot_be_dropped(self, missing):
+        kept = [t for t in ("scheduled", "manual", "backfill") if t != missing]
+        job = {**INDEXER, "run_types": kept, "script_arguments": ["{logical_date}"]}
+        error = only_error(parse(with_job(job)))
+        assert (error.field, error.message) == ("run_types", f"{kept!r} must include {missing!r}")
+
+    def test_an_unquoted_placeholder_is_refused_saying_to_quote_it(self):
+        import yaml
+
+        job = yaml.safe_load("{id: dated, script_arguments: [--date, {logical_date}]}")
+        error = only_error(parse({"jobs": [job]}))
+        assert (error.field, error.message) == (
+            "script_arguments.1",
+            'quote it: "{logical_date}" (unquoted, YAML reads it as a mapping)',
+        )
