@@ -9,6 +9,7 @@ See local/README.md.
 """
 
 from ssm_emulator.control import EmulatorControl, EmulatorControlError
+from ssm_emulator.execution_log import Execution, find_overlaps
 from ssm_emulator.server import EmulatorServer
 
-__all__ = ["EmulatorControl", "EmulatorControlError", "EmulatorServer"]
+__all__ = ["EmulatorControl", "EmulatorControlError", "EmulatorServer", "Execution", "find_overlaps"]

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from ssm_emulator.execution_log import Execution, find_overlaps
+
+__all__ = ["EmulatorControl", "EmulatorControlError", "Execution", "find_overlaps"]
 
 
 class EmulatorControlError(RuntimeError):
@@ -67,6 +71,15 @@ class EmulatorControl:
         """Set instances' PingStatus to ConnectionLost (commands stay Pending) or back to Online."""
         self._post("offline", {"instance_ids": list(instance_ids), "offline": offline})
 
+    def terminate(self, instance_id: str) -> bool:
+        """Take an instance out of the fleet, as an EC2 termination does; return whether it was in it.
+
+        From then on SendCommand naming it answers `InvalidInstanceId`, DescribeInstanceInformation
+        and tag targets no longer list it, and its Pending invocations never start (they end
+        `Delivery Timed Out`); a script already running ends as it would. `reset()` brings it back.
+        """
+        return bool(self._post("terminate", {"instance_id": instance_id})["terminated"])
+
     def force_exit(self, instance_id: str, code: int | None) -> None:
         """Make the scripts on `instance_id` end with exit code `code` whatever they do (None clears)."""
         self._post("force-exit", {"instance_id": instance_id, "code": code})
@@ -75,9 +88,16 @@ class EmulatorControl:
         """Make the scripts on `instance_id` sleep `seconds` before their commands (0 clears)."""
         self._post("extra-duration", {"instance_id": instance_id, "seconds": seconds})
 
-    def consistency_delay(self, seconds: float) -> None:
-        """Hide the invocations of each new command for `seconds` after SendCommand (0 clears)."""
-        self._post("consistency-delay", {"seconds": seconds})
+    def consistency_delay(self, seconds: float, actions: Sequence[str] | None = None) -> None:
+        """Hide each new command from SSM's reads for `seconds` after SendCommand (0 clears).
+
+        Meanwhile ListCommands does not list it (by id: an empty list), ListCommandInvocations lists
+        none of its invocations and GetCommandInvocation raises `InvocationDoesNotExist`; its scripts
+        run all the same. `actions` limits the lag to some of those three reads (default: all).
+        """
+        self._post(
+            "consistency-delay", {"seconds": seconds, "actions": None if actions is None else list(actions)}
+        )
 
     def time_scale(self, factor: float) -> None:
         """Scale TimeoutSeconds (the delivery timeout) of new commands, e.g. 0.05 makes 30 s last 1.5 s."""
@@ -100,8 +120,21 @@ class EmulatorControl:
         """Return how many script processes each instance started since the last reset."""
         return {instance_id: int(n) for instance_id, n in self._get("executions").items()}
 
+    def execution_log(self) -> list[Execution]:
+        """Return every script process started since the last reset, in start order.
+
+        Each `Execution` has the instance, the command, the pid, its start and end (monotonic
+        seconds of the emulator's clock in `started` / `ended`, wall-clock UTC ISO 8601 in
+        `started_at` / `ended_at`; no end while it runs) and its exit code (128 + signal if killed).
+        """
+        return [Execution.from_dict(entry) for entry in self._get("execution-log")["executions"]]
+
+    def overlapping_executions(self) -> list[tuple[Execution, Execution]]:
+        """Return each pair of executions on one host that ran at the same time ("ran twice at once")."""
+        return find_overlaps(self.execution_log())
+
     def faults(self) -> dict[str, Any]:
-        """Return the active faults and the offline instances."""
+        """Return the active faults, the offline instances and the terminated ones."""
         return dict(self._get("faults"))
 
     def info(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@
 | GET    | /_emulator/faults              |                                               |
 | GET    | /_emulator/processes           |                                               |
 | GET    | /_emulator/executions          |                                               |
+| GET    | /_emulator/execution-log       |                                               |
 | POST   | /_emulator/reset               |                                               |
 | POST   | /_emulator/throttle            | {"action", "count"?, "rate"?}                 |
 | POST   | /_emulator/server-error        | {"action", "count"?, "status"?}               |
@@ -15,9 +16,10 @@
 | POST   | /_emulator/require-tag         | {"key", "value"} (null key clears)            |
 | POST   | /_emulator/untag               | {"instance_id", "key"}                        |
 | POST   | /_emulator/offline             | {"instance_ids", "offline"?}                  |
+| POST   | /_emulator/terminate           | {"instance_id"}                               |
 | POST   | /_emulator/force-exit          | {"instance_id", "code"} (null clears)         |
 | POST   | /_emulator/extra-duration      | {"instance_id", "seconds"}                    |
-| POST   | /_emulator/consistency-delay   | {"seconds"}                                   |
+| POST   | /_emulator/consistency-delay   | {"seconds", "actions"?}                       |
 | POST   | /_emulator/time-scale          | {"factor"}                                    |
 | POST   | /_emulator/instances           | {"count", "tags"?, "online"?}                 |
 """
@@ -51,9 +53,13 @@ class ControlRoutes:
             ("GET", "faults"): lambda _: {
                 **self.faults.snapshot(),
                 "offline": self.server.offline_instances(),
+                "terminated": self.registry.terminated(),
             },
             ("GET", "processes"): lambda _: {"live_process_groups": self.server.runner.live_groups()},
             ("GET", "executions"): lambda _: self.faults.executions(),
+            ("GET", "execution-log"): lambda _: {
+                "executions": [e.as_dict() for e in self.faults.execution_log.entries()]
+            },
             ("POST", "reset"): self.reset,
             ("POST", "throttle"): self.throttle,
             ("POST", "server-error"): self.server_error,
@@ -61,6 +67,7 @@ class ControlRoutes:
             ("POST", "require-tag"): self.require_tag,
             ("POST", "untag"): self.untag,
             ("POST", "offline"): self.offline,
+            ("POST", "terminate"): self.terminate,
             ("POST", "force-exit"): self.force_exit,
             ("POST", "extra-duration"): self.extra_duration,
             ("POST", "consistency-delay"): self.consistency_delay,
@@ -72,6 +79,7 @@ class ControlRoutes:
         self.faults.reset()
         self.registry.all_online()
         self.registry.restore_tags()
+        self.registry.restore_terminated()
         self.server.wake()
         return {"reset": True}
 
@@ -114,6 +122,12 @@ class ControlRoutes:
         self.server.wake()
         return {"instance_ids": ids, "offline": offline}
 
+    def terminate(self, body: Body) -> Body:
+        instance_id = str(body["instance_id"])
+        if instance_id not in self.registry.ids():
+            raise ControlError(f"not an emulator instance: {instance_id}")
+        return {"instance_id": instance_id, "terminated": self.registry.terminate(instance_id)}
+
     def force_exit(self, body: Body) -> Body:
         code = body.get("code")
         self.faults.force_exit(str(body["instance_id"]), None if code is None else int(code))
@@ -124,8 +138,11 @@ class ControlRoutes:
         return {"instance_id": body["instance_id"], "seconds": float(body["seconds"])}
 
     def consistency_delay(self, body: Body) -> Body:
-        self.faults.consistency_delay = max(0.0, float(body["seconds"]))
-        return {"seconds": self.faults.consistency_delay}
+        actions = body.get("actions")
+        if actions is not None and not isinstance(actions, list):
+            raise ControlError(f"actions must be a list of action names, not {actions!r}")
+        self.faults.set_consistency_delay(float(body["seconds"]), actions)  # a ValueError answers 400
+        return {"seconds": self.faults.consistency_delay, "actions": list(self.faults.lagging_reads)}
 
     def time_scale(self, body: Body) -> Body:
         factor = float(body["factor"])

@@ -11,10 +11,14 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ssm_emulator.execution_log import ExecutionLog
+
 #: `throttle` / `server_error` / `lost_answer` rules keyed by this name apply to every action.
 ANY_ACTION = "*"
 #: How a lost answer is lost: an HTTP 500, or a connection closed without any answer.
 LOST_ANSWER_MODES = ("500", "drop")
+#: The reads that lag a new command under `consistency_delay` (all of them unless told otherwise).
+LAGGING_READS = ("ListCommands", "ListCommandInvocations", "GetCommandInvocation")
 
 
 @dataclass
@@ -71,10 +75,12 @@ class FaultState:
     _lost_answers: dict[str, list[_Rule]] = field(default_factory=dict)
     _required_tag: tuple[str, str] | None = None
     _executions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    execution_log: ExecutionLog = field(default_factory=ExecutionLog)
     _force_exit: dict[str, int] = field(default_factory=dict)
     _extra_duration: dict[str, float] = field(default_factory=dict)
     _counters: dict[str, _Counter] = field(default_factory=lambda: defaultdict(_Counter))
     consistency_delay: float = 0.0
+    lagging_reads: tuple[str, ...] = LAGGING_READS
     time_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -132,6 +138,22 @@ class FaultState:
             else:
                 self._extra_duration[instance_id] = float(seconds)
 
+    def set_consistency_delay(self, seconds: float, actions: list[str] | None = None) -> None:
+        """Hide each new command from the reads `actions` (default: all of LAGGING_READS) for `seconds`."""
+        chosen = LAGGING_READS if actions is None else tuple(dict.fromkeys(actions))
+        unknown = [action for action in chosen if action not in LAGGING_READS]
+        if unknown or not chosen:
+            raise ValueError(
+                f"consistency_delay actions must be among {', '.join(LAGGING_READS)}, not {unknown or chosen}"
+            )
+        with self._lock:
+            self.consistency_delay = max(0.0, float(seconds))
+            self.lagging_reads = chosen
+
+    def lags(self, action: str) -> bool:
+        """Tell whether the read `action` is subject to the consistency delay."""
+        return action in self.lagging_reads
+
     def reset(self) -> None:
         """Clear every fault and every counter."""
         with self._lock:
@@ -140,10 +162,12 @@ class FaultState:
             self._lost_answers.clear()
             self._required_tag = None
             self._executions.clear()
+            self.execution_log.clear()
             self._force_exit.clear()
             self._extra_duration.clear()
             self._counters.clear()
             self.consistency_delay = 0.0
+            self.lagging_reads = LAGGING_READS
             self.time_scale = self.default_time_scale
 
     # -- queries used by the middleware and the scheduler --------------------------------
@@ -183,10 +207,11 @@ class FaultState:
         with self._lock:
             return self._required_tag
 
-    def count_execution(self, instance_id: str) -> None:
-        """Record that a script process started on `instance_id`."""
+    def count_execution(self, instance_id: str, command_id: str, pid: int) -> None:
+        """Record that a script process started on `instance_id` for `command_id`."""
         with self._lock:
             self._executions[instance_id] += 1
+        self.execution_log.started(instance_id, command_id, pid)
 
     def executions(self) -> dict[str, int]:
         """Return how many script processes each instance started since the last reset."""
@@ -219,5 +244,6 @@ class FaultState:
                 "force_exit": dict(self._force_exit),
                 "extra_duration": dict(self._extra_duration),
                 "consistency_delay": self.consistency_delay,
+                "consistency_delay_actions": list(self.lagging_reads),
                 "time_scale": self.time_scale,
             }

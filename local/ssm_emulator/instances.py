@@ -32,6 +32,8 @@ class ManagedInstance:
     private_dns_name: str
     seq: int
     online: bool = True
+    #: Terminated: gone from the fleet (unknown to SSM, matched by no filter); reset brings it back.
+    terminated: bool = False
     registered_at: dt.datetime = field(default_factory=_utcnow)
     changed_at: dt.datetime = field(default_factory=_utcnow)
 
@@ -104,7 +106,9 @@ class InstanceRegistry:
     def get(self, account_id: str, region: str, instance_id: str) -> ManagedInstance | None:
         """Return the managed instance with this id in this account and region, if any."""
         instance = self._instances.get(instance_id)
-        if instance is None or instance.account_id != account_id or instance.region != region:
+        if instance is None or instance.terminated:
+            return None
+        if instance.account_id != account_id or instance.region != region:
             return None
         return instance
 
@@ -112,11 +116,34 @@ class InstanceRegistry:
         """Return the managed instances of an account and region, in registration order."""
         with self._lock:
             instances = list(self._instances.values())
-        return [i for i in instances if i.account_id == account_id and i.region == region]
+        return [
+            i for i in instances if i.account_id == account_id and i.region == region and not i.terminated
+        ]
 
     def is_online(self, instance_id: str) -> bool:
         instance = self._instances.get(instance_id)
-        return instance is not None and instance.online
+        return instance is not None and instance.online and not instance.terminated
+
+    def terminate(self, instance_id: str) -> bool:
+        """Take an instance out of the fleet; return whether it was still in it.
+
+        Raises KeyError for an instance that is not registered.
+        """
+        with self._lock:
+            instance = self._instances[instance_id]
+            was_in, instance.terminated = not instance.terminated, True
+            instance.changed_at = _utcnow()
+        return was_in
+
+    def terminated(self) -> list[str]:
+        with self._lock:
+            return [i.instance_id for i in self._instances.values() if i.terminated]
+
+    def restore_terminated(self) -> None:
+        """Bring terminated instances back into the fleet (part of the control API's reset)."""
+        with self._lock:
+            for instance in self._instances.values():
+                instance.terminated = False
 
     def set_online(self, instance_ids: list[str], online: bool) -> list[str]:
         """Set the ping status of instances; return the ids that are not registered."""

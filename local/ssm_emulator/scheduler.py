@@ -95,7 +95,7 @@ class Scheduler:
         for process in plan.kills:
             self.runner.kill(process)
         finished = [
-            (inv, proc, code) for inv, proc in plan.running if (code := self.runner.poll(proc)) is not None
+            (inv, proc, code) for inv, proc in plan.running if (code := self._poll(inv, proc)) is not None
         ]
         outputs = [(inv, proc, code, *self._outputs(proc)) for inv, proc, code in finished]
         with self.lock:
@@ -209,8 +209,15 @@ class Scheduler:
         except OSError as error:
             invocation.spawn_error = f"failed to run commands: {error}\n"
             return None
-        self.faults.count_execution(spec.instance_id)
+        self.faults.count_execution(spec.instance_id, spec.command_id, process.pid)
         return process
+
+    def _poll(self, invocation: Invocation, process: RunningProcess) -> int | None:
+        code = self.runner.poll(process)
+        if code is not None:
+            code = shell_exit_code(code)
+            self.faults.execution_log.ended(invocation.instance_id, invocation.command.command_id, code)
+        return code
 
     def _outputs(self, process: RunningProcess) -> tuple[str, str]:
         return read_output(process.stdout_path, STDOUT_LIMIT * 4), read_output(
@@ -221,8 +228,6 @@ class Scheduler:
     def _finish(self, invocation: Invocation, code: int, stdout: str, stderr: str) -> None:
         # As the agent does: the status follows the exit code, and only the code of a process it
         # stopped itself (128 + SIGKILL) turns into TimedOut or Cancelled.
-        if code < 0:  # killed by a signal: report it as a shell would (128 + signal)
-            code = 128 - code
         reason = invocation.stop_reason if code == STOPPED_EXIT_CODE else None
         if reason is Details.EXECUTION_TIMED_OUT:
             timeout = invocation.command.request.execution_timeout
@@ -244,6 +249,11 @@ class Scheduler:
             invocation.details,
             invocation.response_code,
         )
+
+
+def shell_exit_code(code: int) -> int:
+    """Report a process killed by a signal (negative code) as a shell would: 128 + signal."""
+    return 128 - code if code < 0 else code
 
 
 def base_environment(endpoint_url: str) -> dict[str, str]:

@@ -129,9 +129,11 @@ class RunCommandService:
         max_results = check_max_results(params.get("MaxResults"), 1, 50, 50)
         matches = _command_filters(params.get("Filters") or [], allow_stage=True)
         with self.lock:
-            commands = self._commands_in(account_id, region)
+            commands = self._visible(self._commands_in(account_id, region), "ListCommands")
             if params.get("CommandId"):
-                commands = [self._command(account_id, region, params["CommandId"])]
+                # A command SSM's read side does not show yet is listed as nothing, not as unknown.
+                command = self._command(account_id, region, params["CommandId"])
+                commands = self._visible([command], "ListCommands")
             if params.get("InstanceId"):
                 instance_id = params["InstanceId"]
                 commands = [c for c in commands if any(i.instance_id == instance_id for i in c.invocations)]
@@ -153,9 +155,8 @@ class RunCommandService:
             _check_command_id(command_id)
         if instance_id:
             check_instance_id_format(instance_id)
-        now = time.monotonic()
         with self.lock:
-            commands = [c for c in self._commands_in(account_id, region) if c.visible_after <= now]
+            commands = self._visible(self._commands_in(account_id, region), "ListCommandInvocations")
             if command_id:
                 commands = [c for c in commands if c.command_id == command_id]
             invocations = [
@@ -183,9 +184,9 @@ class RunCommandService:
                 f"Plugin {plugin} is not part of {command_id} (its plugin is {PLUGIN_NAME})."
             )
         with self.lock:
-            command = self._commands.get(command_id)
-            visible = command is not None and command.visible_after <= time.monotonic()
-            if visible and command.account_id == account_id and command.region == region:
+            found = self._commands.get(command_id)
+            mine = [c for c in [found] if c and c.account_id == account_id and c.region == region]
+            for command in self._visible(mine, "GetCommandInvocation"):
                 for invocation in command.invocations:
                     if invocation.instance_id == instance_id:
                         return invocation.get_result()
@@ -231,6 +232,13 @@ class RunCommandService:
     # -- helpers ---------------------------------------------------------------------------------
     def _commands_in(self, account_id: str, region: str) -> list[EmulatedCommand]:
         return [c for c in self._commands.values() if c.account_id == account_id and c.region == region]
+
+    def _visible(self, commands: list[EmulatedCommand], action: str) -> list[EmulatedCommand]:
+        """Drop the commands that the read `action` does not show yet (the consistency delay)."""
+        if not self.faults.lags(action):
+            return commands
+        now = time.monotonic()
+        return [c for c in commands if c.visible_after <= now]
 
     def _command(self, account_id: str, region: str, command_id: str) -> EmulatedCommand:
         _check_command_id(command_id)
