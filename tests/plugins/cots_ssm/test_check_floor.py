@@ -117,12 +117,21 @@ def test_commands_that_ended_while_others_run_cost_nothing_more(aws, fleets, ssm
 @pytest.mark.parametrize("reader", ["sensor", "trigger"])
 class TestWhenListCommandsIsRead:
     def test_a_command_with_no_invocation_yet_is_described(self, aws, make_context, reader):
-        aws.control.consistency_delay(30)
+        aws.control.consistency_delay(30, actions=["ListCommandInvocations", "GetCommandInvocation"])
         sent = SsmRunCommandOperator(task_id="run", instance_ids=aws.instance_ids, commands=["true"]).execute(
             make_context()
         )
         verdict, used = counted(aws, reader, sent["command_ids"])
         assert verdict.outcome is Outcome.RUNNING and verdict.expected == 3, "not yet, 3 to come"
+        assert used == {"ListCommandInvocations": 1, "ListCommands": 1}
+
+    def test_a_command_no_read_shows_yet_is_running_never_success(self, aws, make_context, reader):
+        aws.control.consistency_delay(30)  # ListCommands lags too: SSM knows nothing of it yet
+        sent = SsmRunCommandOperator(task_id="run", instance_ids=aws.instance_ids, commands=["true"]).execute(
+            make_context()
+        )
+        verdict, used = counted(aws, reader, sent["command_ids"])
+        assert verdict.outcome is Outcome.RUNNING and verdict.problems == ()
         assert used == {"ListCommandInvocations": 1, "ListCommands": 1}
 
     def test_a_percentage_under_cancel_reads_target_counts_once_exceeded(
