@@ -34,11 +34,21 @@ def upload(tmp_path_factory):
 
 @pytest.fixture
 def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    # moto keeps one state per process, shared with the in-process emulator of the other tests:
+    # neither start nor stop may reset it (the emulator's instances, topic and queue live there).
+    mock = mock_aws()
+    mock.start(reset=False)
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    try:
         yield client
+    finally:
+        versions = client.list_object_versions(Bucket=BUCKET)
+        for item in [*versions.get("Versions", []), *versions.get("DeleteMarkers", [])]:
+            client.delete_object(Bucket=BUCKET, Key=item["Key"], VersionId=item["VersionId"])
+        client.delete_bucket(Bucket=BUCKET)
+        mock.stop(remove_data=False)
 
 
 @pytest.fixture
