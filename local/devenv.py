@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_BATCH = ROOT / "local" / "sample_batch" / "cots_batch.sh"
@@ -31,6 +32,24 @@ class LocalAws:
     instance_ids: list[str]
     topic_arn: str
     queue_url: str
+
+
+def drain_alerts(endpoint_url: str, queue_url: str, wait: int = 2) -> list[dict[str, Any]]:
+    """Every SNS alert waiting in the emulator's SQS subscription, read and deleted.
+
+    Long-polls ``wait`` seconds for the first message only, then takes what is left at once.
+    """
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name="us-east-1")
+    bodies: list[dict[str, Any]] = []
+    while messages := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0 if bodies else wait
+    ).get("Messages"):
+        bodies += [json.loads(m["Body"]) for m in messages]
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
 
 
 @contextlib.contextmanager

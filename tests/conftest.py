@@ -70,19 +70,10 @@ def alerts(aws):
 
     What earlier tests left is drained first: PurgeQueue is limited to once a minute.
     """
-    import boto3
-
-    sqs = boto3.client("sqs", endpoint_url=aws.endpoint_url, region_name="us-east-1")
+    from devenv import drain_alerts
 
     def read(wait: int = 2) -> list[dict]:
-        bodies: list[dict] = []
-        while messages := sqs.receive_message(
-            QueueUrl=aws.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0 if bodies else wait
-        ).get("Messages"):
-            bodies += [json.loads(m["Body"]) for m in messages]
-            for message in messages:
-                sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return bodies
+        return drain_alerts(aws.endpoint_url, aws.queue_url, wait)
 
     read(wait=0)
     return read

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from devenv import LocalAws, airflow_env, migrate, standalone
+from devenv import LocalAws, airflow_env, drain_alerts, migrate, standalone
 
 DAG = "cots_nightly_batch"
 DAGRUN_TIMEOUT_HOURS = 0.05
@@ -99,21 +99,6 @@ class Api:
         raise AssertionError(f"timed out waiting for {what}; last answer: {answer}")
 
 
-def queued_alerts(emulator, wait: int) -> list[dict]:
-    """Every SNS alert waiting in the emulator's SQS subscription (read and deleted)."""
-    import boto3
-
-    sqs = boto3.client("sqs", endpoint_url=emulator.endpoint_url, region_name="us-east-1")
-    bodies: list[dict] = []
-    while messages := sqs.receive_message(
-        QueueUrl=emulator.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0 if bodies else wait
-    ).get("Messages"):
-        bodies += [json.loads(m["Body"]) for m in messages]
-        for message in messages:
-            sqs.delete_message(QueueUrl=emulator.queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies
-
-
 @contextlib.contextmanager
 def standalone_api(
     emulator, home: Path, dag_id: str = DAG, *, dags_folder: Path | None = None, **batch: str
@@ -176,7 +161,7 @@ def api(emulator, tmp_path_factory):
         )
         client.late_scheduled_run = runs["dag_runs"][0]
         # Its one alert, read now: the `alerts` fixture of later tests drains the queue.
-        client.late_scheduled_run_alerts = queued_alerts(emulator, wait=5)
+        client.late_scheduled_run_alerts = drain_alerts(emulator.endpoint_url, emulator.queue_url, wait=5)
         yield client
 
 
