@@ -99,9 +99,9 @@ NEWEST_AIRFLOW := $(shell sed -n 's/^apache-airflow==//p' requirements.txt)
 # app, the trigger form's Params, the MWAA bundle). The pure model (ledger, check, verdict, texts,
 # validation) and the emulator's own tests import neither: they run once, in the main venv, with the
 # rest of the suite.
-MATRIX_TESTS := tests/dags tests/deploy/test_mwaa.py tests/plugins/cots_ssm/hooks tests/plugins/cots_ssm/operators \
-	tests/plugins/cots_ssm/sensors tests/plugins/cots_ssm/triggers tests/plugins/cots_ssm/notifications \
-	tests/plugins/cots_ssm/links tests/plugins/cots_ssm/fleet/test_app.py tests/plugins/cots_ssm/jobs \
+MATRIX_TESTS := tests/dags tests/deploy/test_mwaa.py tests/plugins/ssm_fleet/hooks tests/plugins/ssm_fleet/operators \
+	tests/plugins/ssm_fleet/sensors tests/plugins/ssm_fleet/triggers tests/plugins/ssm_fleet/notifications \
+	tests/plugins/ssm_fleet/links tests/plugins/cots_ssm/fleet/test_app.py tests/plugins/cots_ssm/jobs \
 	tests/plugins/cots_ssm/test_params.py
 ifndef MATRIX_PYTHON  # python3.12 on PATH (a pyenv shim only if it runs), else pyenv's 3.12.x
 MATRIX_PYTHON := $(shell for py in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3); do \

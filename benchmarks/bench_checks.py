@@ -106,8 +106,8 @@ def wait_listed(ssm: Any, command_ids: Sequence[str], size: int, finished: bool)
 
 # -- the approaches ----------------------------------------------------------------------------------------
 def ours_reschedule(command_ids: list[str], failing: str) -> Check:
-    from cots_ssm.compat import AirflowFailException
-    from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
+    from ssm_fleet.compat import AirflowFailException
+    from ssm_fleet.sensors.ssm import SsmRunCommandFleetSensor
 
     sensor = SsmRunCommandFleetSensor(task_id="wait", command_ids=command_ids, poke_interval=300)
     try:
@@ -119,7 +119,7 @@ def ours_reschedule(command_ids: list[str], failing: str) -> Check:
 
 def ours_deferrable_available() -> bool:
     try:
-        from cots_ssm.triggers.ssm import SsmFleetTrigger  # noqa: F401
+        from ssm_fleet.triggers.ssm import SsmFleetTrigger  # noqa: F401
     except ImportError:
         return False
     return True
@@ -127,8 +127,8 @@ def ours_deferrable_available() -> bool:
 
 def ours_deferrable(command_ids: list[str], failing: str) -> Check:
     """One check of our trigger, as the triggerer runs it: `read_verdict()`."""
-    from cots_ssm.triggers.ssm import SsmFleetTrigger
-    from cots_ssm.verdict import Outcome
+    from ssm_fleet.triggers.ssm import SsmFleetTrigger
+    from ssm_fleet.verdict import Outcome
 
     trigger = SsmFleetTrigger(
         command_ids=command_ids, deadline=time.time() + 3600, poll_interval=300, aws_conn_id="aws_default"

@@ -43,9 +43,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from cots_ssm.fleet.data import LiveRead, RunFacts  # noqa: E402
 from cots_ssm.fleet.model import HistoryPoint  # noqa: E402
 from cots_ssm.fleet.urls import FLEET_URL_PREFIX, fleet_path  # noqa: E402
-from cots_ssm.invocations import InvocationResult  # noqa: E402
-from cots_ssm.render import as_row  # noqa: E402
-from cots_ssm.status import Status, StatusDetails  # noqa: E402
+from ssm_fleet.invocations import InvocationResult  # noqa: E402
+from ssm_fleet.render import as_row  # noqa: E402
+from ssm_fleet.status import Status, StatusDetails  # noqa: E402
 
 START = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 

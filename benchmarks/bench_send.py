@@ -33,7 +33,7 @@ PROVIDER_TASK_RETRIES = 1
 
 
 def _ours(ids: Sequence[str]) -> str:
-    from cots_ssm.operators.ssm import SsmRunCommandOperator
+    from ssm_fleet.operators.ssm import SsmRunCommandOperator
 
     operator = SsmRunCommandOperator(
         task_id="run", instance_ids=list(ids), commands=["true"], preflight=False, max_concurrency="100%"

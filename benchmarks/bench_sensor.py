@@ -22,9 +22,9 @@ os.environ.update(
     {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 )
 
-from cots_ssm.operators.ssm import SsmRunCommandOperator  # noqa: E402
-from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor  # noqa: E402
 from ssm_emulator import EmulatorServer  # noqa: E402
+from ssm_fleet.operators.ssm import SsmRunCommandOperator  # noqa: E402
+from ssm_fleet.sensors.ssm import SsmRunCommandFleetSensor  # noqa: E402
 
 
 class _TaskInstance:

@@ -12,8 +12,9 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from cots_ssm.fleet.links import FleetPageLink
 from cots_ssm.fleet.urls import FLEET_URL_PREFIX
-from cots_ssm.links.ssm import CloudWatchOutputLink, FleetPageLink, SsmRunCommandLink
+from ssm_fleet.links.ssm import CloudWatchOutputLink, SsmRunCommandLink
 
 #: Airflow 3.1+ knows ``external_views`` (and its ``dag_run`` destination); 3.0 ignores the name.
 SUPPORTS_EXTERNAL_VIEWS = hasattr(AirflowPlugin, "external_views")

@@ -14,7 +14,7 @@ from airflow.providers.amazon.aws.operators.ssm import SsmRunCommandOperator as 
 from airflow.providers.amazon.aws.sensors.ssm import SsmRunCommandCompletedSensor
 from airflow.sdk import DAG
 
-from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
+from ssm_fleet.sensors.ssm import SsmRunCommandFleetSensor
 
 POKE_INTERVAL = int(os.environ.get("BENCH_POKE_INTERVAL", "300"))
 COMMAND_ID = "{{ dag_run.conf['command_id'] }}"

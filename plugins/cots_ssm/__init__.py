@@ -1,3 +1,8 @@
-"""Run a COTS batch on a fleet of EC2 instances through SSM Run Command, from Airflow."""
+"""Nightly COTS batches on EC2 fleets, from a jobs file: the application on top of :mod:`ssm_fleet`.
 
-__version__ = "0.1.0"
+One DAG per job (``jobs``), its trigger form (``params``), what a run changed (``overrides``), the start
+window (``window``), the report task (``report``), the alerts' wording (``wording``), the fleet page
+(``fleet``) and the job settings (``config``).
+"""
+
+__version__ = "0.2.0"

@@ -48,8 +48,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cots_ssm.verdict import FailurePolicy
 from cots_ssm.window import DEFAULT_RUN_TYPES
+from ssm_fleet.verdict import FailurePolicy
 
 PREFIX = "COTS_BATCH_"
 

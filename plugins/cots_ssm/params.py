@@ -17,9 +17,10 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from cots_ssm import overrides, validation
+from cots_ssm import overrides
 from cots_ssm.config import BatchConfig
 from cots_ssm.jobs.schema import shared_rule
+from ssm_fleet import validation
 
 
 def choose_targets(

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cots_ssm.overrides import context_overrides
-from cots_ssm.verdict import Outcome
+from cots_ssm.tasks import FLEET_RUN
+from ssm_fleet.verdict import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def report_fleet(
-    ti: Any = None, dag_run: Any = None, dag: Any = None, wait_task_id: str = "wait"
+    ti: Any = None, dag_run: Any = None, dag: Any = None, wait_task_id: str = FLEET_RUN.wait_task_id
 ) -> dict[str, Any]:
     """Print the per-host result table of this attempt's wait (``wait_task_id``), whatever it found.
 

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from cots_ssm.alert import FailureAlert
+from ssm_fleet.alert import FailureAlert
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ def in_start_window(
         if not decision.run:
             ti.xcom_push(key="skipped_because", value=decision.reason)
     if decision.missed_night and ti is not None and night is not None and due is not None:
-        from cots_ssm.notifications.sns import SsmFailureSnsNotifier  # Airflow: only when there is news
+        from cots_ssm.tasks import FLEET_RUN, CotsFailureNotifier  # Airflow: only when there is news
 
         alert = missed_night_alert(
             dag_id=ti.dag_id,
@@ -261,5 +261,7 @@ def in_start_window(
             timezone=timezone,
             log_url=getattr(ti, "log_url", "") or "",
         )
-        SsmFailureSnsNotifier(target_arn=sns_topic_arn, aws_conn_id=aws_conn_id).publish(alert)
+        CotsFailureNotifier(target_arn=sns_topic_arn, fleet_run=FLEET_RUN, aws_conn_id=aws_conn_id).publish(
+            alert
+        )
     return decision.run

@@ -105,7 +105,7 @@ def test_sensor_times_out_before_the_run_does(dag):
 
 
 def test_the_run_itself_alerts_and_cancels_when_it_fails(dag):
-    from cots_ssm.notifications.sns import SsmDagRunFailureNotifier
+    from ssm_fleet.notifications.sns import SsmDagRunFailureNotifier
 
     callbacks = (
         dag.on_failure_callback if isinstance(dag.on_failure_callback, list) else [dag.on_failure_callback]
@@ -128,7 +128,10 @@ def test_failure_alert_on_every_task_but_report(dag):
     assert not dag.task_dict["report"].on_failure_callback
     teardown = dag.task_dict["cancel_leftovers"]
     assert teardown.fail_on_leftovers and teardown.on_failure_fail_dagrun, "a run cut short ends failed"
-    assert teardown.wait_task_id == "wait", "a verdict of this attempt tells a reported failure from a stop"
+    assert teardown.fleet_run.wait_task_id == "wait", (
+        "a verdict of this attempt tells a reported failure from a stop"
+    )
+    assert teardown.fleet_run.send_task_id == "run", "the run's token names the task that sent it"
 
 
 def test_every_param_has_a_title_and_description(dag):
@@ -175,7 +178,7 @@ def test_poll_interval_accepts_one_second(dag):
 
 def test_the_alert_topic_is_the_jobs_and_no_form_field(dag, monkeypatch):
     """A trigger cannot switch the alert off: the form has no topic, the notifiers hold the job's."""
-    from cots_ssm.notifications.sns import SsmFailureSnsNotifier
+    from ssm_fleet.notifications.sns import SsmFailureSnsNotifier
 
     assert "sns_topic_arn" not in dag.params
     notifiers = [dag.on_failure_callback] if not isinstance(dag.on_failure_callback, list) else []

@@ -136,7 +136,7 @@ def test_a_job_chooses_how_its_wait_holds_a_worker(tmp_path, monkeypatch):
 
 
 def test_a_jobs_topic_reaches_every_notifier_and_the_form_has_none(tmp_path, monkeypatch):
-    from cots_ssm.notifications.sns import SsmFailureSnsNotifier
+    from ssm_fleet.notifications.sns import SsmFailureSnsNotifier
 
     topic = "arn:aws:sns:eu-west-1:123456789012:ledger-alerts"
     bag = dagbag_of(tmp_path, monkeypatch, {"jobs": [{**RECONCILIATION, "sns_topic_arn": topic}]})

@@ -124,7 +124,7 @@ def xcom(run, task_id: str, key: str):
 
 def commands_of(aws, run) -> list[dict]:
     """The SSM commands of one DAG run, found by its run token."""
-    from cots_ssm.plan import run_token_digest
+    from ssm_fleet.plan import run_token_digest
 
     token = f"[af:{run_token_digest(run.dag_id, run.run_id, 'run')} "
     ssm = boto3.client("ssm", endpoint_url=aws.endpoint_url, region_name="us-east-1")

@@ -20,9 +20,13 @@ def upload(tmp_path_factory):
 
 def test_plugins_zip_is_zipped_from_inside_plugins(upload):
     names = zipfile.ZipFile(upload / "plugins.zip").namelist()
-    assert {".airflowignore", "cots_ssm_plugin.py", "cots_ssm/__init__.py", "cots_ssm/status.py"} <= set(
-        names
-    )
+    assert {
+        ".airflowignore",
+        "cots_ssm_plugin.py",
+        "cots_ssm/__init__.py",
+        "ssm_fleet/__init__.py",
+        "ssm_fleet/status.py",
+    } <= set(names)
     assert "cots_ssm/jobs/cots_jobs.schema.json" in names, "the jobs file's checks read it at parse time"
     assert (upload / "dags" / "cots_jobs.yaml").is_file(), "the jobs travel with dags/"
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("plugins/")]

@@ -184,10 +184,10 @@ class TestRefusals:
         ("name", "reason"),
         [
             ("cots_ssm/__pycache__/status.cpython-312.pyc", "bytecode caches"),
-            ("cots_ssm/status.pyc", "bytecode caches"),
-            ("/usr/local/airflow/plugins/cots_ssm/status.py", "absolute or escaping paths"),
-            ("../cots_ssm/status.py", "absolute or escaping paths"),
-            ("plugins/cots_ssm/status.py", "a plugins/ folder at its top"),
+            ("ssm_fleet/status.pyc", "bytecode caches"),
+            ("/usr/local/airflow/plugins/ssm_fleet/status.py", "absolute or escaping paths"),
+            ("../ssm_fleet/status.py", "absolute or escaping paths"),
+            ("plugins/ssm_fleet/status.py", "a plugins/ folder at its top"),
         ],
     )
     def test_a_plugins_zip_mwaa_would_unpack_wrongly(self, deployment, upload, tmp_path, s3, name, reason):

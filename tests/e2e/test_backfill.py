@@ -16,7 +16,7 @@ import boto3
 import pytest
 import yaml
 
-from cots_ssm.plan import run_token_digest
+from ssm_fleet.plan import run_token_digest
 
 pytestmark = pytest.mark.e2e
 DAG = "cots_nightly_batch"

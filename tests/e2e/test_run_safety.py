@@ -12,7 +12,7 @@ from collections import Counter
 import boto3
 import pytest
 
-from cots_ssm.plan import run_token_digest
+from ssm_fleet.plan import run_token_digest
 
 pytestmark = pytest.mark.e2e
 DAG = "cots_nightly_batch"

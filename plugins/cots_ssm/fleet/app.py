@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from cots_ssm.fleet.data import FleetSource, load_page
 from cots_ssm.fleet.render import PageOptions, render_login_shell, render_page
 from cots_ssm.fleet.urls import FLEET_URL_PREFIX, airflow_run_url
+from cots_ssm.tasks import FLEET_RUN
 
 
 def _read_access() -> Callable[..., Any]:
@@ -69,8 +70,8 @@ def create_app(source: FleetSource | None = None) -> FastAPI:
         instance: str = Query(default="", max_length=64),
         status: str = Query(default="", max_length=32),
         q: str = Query(default="", max_length=200),
-        run_task: str = Query(default="run", max_length=250),
-        wait_task: str = Query(default="wait", max_length=250),
+        run_task: str = Query(default=FLEET_RUN.send_task_id, max_length=250),
+        wait_task: str = Query(default=FLEET_RUN.wait_task_id, max_length=250),
     ) -> HTMLResponse:
         started = time.perf_counter()
         page = load_page(dag_id, run_id, run_task_id=run_task, wait_task_id=wait_task, source=source)

@@ -1,8 +1,8 @@
 """Where the fleet page's data comes from: Airflow's database (run, XCom) and SSM (live runs).
 
 Runs inside the API server. The run's commands are found by its run token through
-:class:`~cots_ssm.hooks.ssm.SsmFleetHook`, as the operator and the teardown find them; the rows are
-read through :mod:`cots_ssm.status`, as the sensor reads them.
+:class:`~ssm_fleet.hooks.ssm.SsmFleetHook`, as the operator and the teardown find them; the rows are
+read through :mod:`ssm_fleet.status`, as the sensor reads them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from cots_ssm.fleet.model import FleetPage, HistoryPoint, LinkMaker, live_rows, views_from_rows
 from cots_ssm.overrides import param_defaults, run_overrides
-from cots_ssm.plan import lookup_since, run_token_digest
+from cots_ssm.tasks import FLEET_RUN
+from ssm_fleet.plan import lookup_since, run_token_digest
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class AirflowSource:
     def live(self, dag_id: str, run_id: str, run_task_id: str, facts: RunFacts) -> LiveRead:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from cots_ssm.hooks.ssm import SsmFleetHook, error_text
+        from ssm_fleet.hooks.ssm import SsmFleetHook, error_text
 
         try:
             hook = SsmFleetHook(aws_conn_id=facts.aws_conn_id, region_name=facts.sent.get("region_name"))
@@ -216,7 +217,7 @@ class AirflowSource:
             return LiveRead(error=f"SSM could not be read: {error_text(error)}")
 
     def links(self, facts: RunFacts, region: str) -> LinkMaker:
-        from cots_ssm.links.ssm import log_group_url, run_command_url
+        from ssm_fleet.links.ssm import log_group_url, run_command_url
 
         region = str(facts.sent.get("region_name") or region or "us-east-1")
         group = str(facts.sent.get("log_group") or "")
@@ -234,8 +235,8 @@ def load_page(
     dag_id: str,
     run_id: str,
     *,
-    run_task_id: str = "run",
-    wait_task_id: str = "wait",
+    run_task_id: str = FLEET_RUN.send_task_id,
+    wait_task_id: str = FLEET_RUN.wait_task_id,
     source: FleetSource | None = None,
 ) -> FleetPage | None:
     """The fleet page of one run: recorded results once the sensor has them, else SSM read now."""

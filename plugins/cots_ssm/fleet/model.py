@@ -2,7 +2,7 @@
 
 Pure Python, no Airflow import: the page model comes either from the sensor's recorded ``results``
 rows or from the commands and invocations SSM returns while the run is running; both go through
-:mod:`cots_ssm.status`, so a status is read the same way as the sensor reads it.
+:mod:`ssm_fleet.status`, so a status is read the same way as the sensor reads it.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cots_ssm.ledger import RunLedger
-from cots_ssm.render import summary, table
-from cots_ssm.status import Status, explain, is_failure, is_running, read_status
-from cots_ssm.verdict import Outcome
+from ssm_fleet.ledger import RunLedger
+from ssm_fleet.render import summary, table
+from ssm_fleet.status import Status, explain, is_failure, is_running, read_status
+from ssm_fleet.verdict import Outcome
 
 #: Console links of one instance: ``(label, url)`` pairs, given by the Airflow side of the page.
 LinkMaker = Callable[[str, str], Sequence[tuple[str, str]]]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from cots_ssm.fleet.model import FleetPage, Group, HistoryPoint, InstanceView
-from cots_ssm.status import Status
+from ssm_fleet.status import Status
 
 #: Bar slots of the history chart (the data side reads as many runs).
 HISTORY_SLOTS = 30

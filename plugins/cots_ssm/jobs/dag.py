@@ -18,15 +18,15 @@ from airflow.providers.standard.operators.python import PythonOperator, ShortCir
 from airflow.sdk import DAG
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 
-from cots_ssm.compat import CronTriggerTimetable
 from cots_ssm.config import BatchConfig
 from cots_ssm.jobs.loader import Job, JobError, JobsFile
-from cots_ssm.notifications.sns import SsmDagRunFailureNotifier, SsmFailureSnsNotifier
-from cots_ssm.operators.ssm import SsmCancelCommandsOperator, SsmFleetPreflightOperator, SsmRunCommandOperator
 from cots_ssm.params import choose_targets, trigger_form
 from cots_ssm.report import report_fleet
-from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
+from cots_ssm.tasks import FLEET_RUN, CotsFailureNotifier, CotsFleetSensor, CotsRunFailureNotifier
 from cots_ssm.window import in_start_window, with_logical_date
+from ssm_fleet.compat import CronTriggerTimetable
+from ssm_fleet.operators.cancel import SsmCancelCommandsOperator
+from ssm_fleet.operators.ssm import SsmFleetPreflightOperator, SsmRunCommandOperator
 
 try:  # Airflow 3.2+
     from airflow.sdk.exceptions import AirflowTimetableInvalid
@@ -42,6 +42,8 @@ SCRIPT_ARGUMENTS = "{{ with_logical_date(params.script_arguments, dag_run) }}"
 # Airflow 3.2+ refuses the run types a DAG does not list, in the UI, the REST API and the scheduler;
 # on 3.0 and 3.1 the window task refuses them (cots_ssm.window).
 ALLOWED_RUN_TYPES = "allowed_run_types" in inspect.signature(DAG).parameters
+# A template, not an XComArg: a run task that failed before handing on leaves the cleanup None, not an error.
+SENT_COMMAND_IDS = "{{ ti.xcom_pull(task_ids='" + FLEET_RUN.send_task_id + "', key='command_ids') }}"
 
 
 def build_dags(jobs_file: JobsFile, *, doc_md: str | None = None) -> list[DAG]:
@@ -56,8 +58,8 @@ def build_job_dag(job: Job, *, doc_md: str | None = None) -> DAG:
     """The batch of one job: window >> preflight >> run >> wait >> report >> cancel_leftovers."""
     config = job.config
     topic = config.sns_topic_arn  # the job's, never the trigger form's: alerting cannot be switched off
-    alert = SsmFailureSnsNotifier(target_arn=topic, aws_conn_id=config.aws_conn_id)
-    run_alert = SsmDagRunFailureNotifier(target_arn=topic, aws_conn_id=config.aws_conn_id)
+    alert = CotsFailureNotifier(target_arn=topic, fleet_run=FLEET_RUN, aws_conn_id=config.aws_conn_id)
+    run_alert = CotsRunFailureNotifier(target_arn=topic, fleet_run=FLEET_RUN, aws_conn_id=config.aws_conn_id)
     fleet_targets = partial(choose_targets, default_ids=config.instance_ids, default_tags=config.target_tags)
     heading = f"**{job.description}**\n\n" if job.description else ""
     run_types: dict[str, Any] = {"allowed_run_types": list(config.run_types)} if ALLOWED_RUN_TYPES else {}
@@ -91,7 +93,7 @@ def build_job_dag(job: Job, *, doc_md: str | None = None) -> DAG:
     return dag
 
 
-def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
+def _wire(config: BatchConfig, alert: CotsFailureNotifier) -> None:
     # Classic operators rather than @task: the same callables, at a third of the parse cost per job.
     window = ShortCircuitOperator(
         task_id="window",
@@ -112,8 +114,9 @@ def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
         target_tags=TARGET_TAGS,
         script_arguments=SCRIPT_ARGUMENTS,
     )
+    # Every task that finds the run's commands or hand-ons is built from the one FLEET_RUN.
     run = SsmRunCommandOperator(
-        task_id="run",
+        fleet_run=FLEET_RUN,
         instance_ids=INSTANCE_IDS,
         target_tags=TARGET_TAGS,
         commands=[config.script],
@@ -127,8 +130,8 @@ def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
         preflight=False,  # the preflight task just checked the fleet
         redrive="{{ params.redrive }}",
     )
-    wait = SsmRunCommandFleetSensor(
-        task_id="wait",
+    wait = CotsFleetSensor(
+        task_id=FLEET_RUN.wait_task_id,
         command_ids=run.output["command_ids"],  # type: ignore[index]
         gone=run.output["gone"],  # type: ignore[index]
         run_attempt=run.output["attempt"],  # type: ignore[index]
@@ -142,14 +145,14 @@ def _wire(config: BatchConfig, alert: SsmFailureSnsNotifier) -> None:
     report = PythonOperator(
         task_id="report",
         python_callable=report_fleet,
+        op_kwargs={"wait_task_id": FLEET_RUN.wait_task_id},
         on_failure_callback=None,
         retries=0,
     )
     cancel = SsmCancelCommandsOperator(
         task_id="cancel_leftovers",
-        command_ids="{{ ti.xcom_pull(task_ids='run', key='command_ids') }}",  # found by token anyway
-        run_task_id="run",
-        wait_task_id="wait",
+        fleet_run=FLEET_RUN,
+        command_ids=SENT_COMMAND_IDS,  # a shortcut: the commands are found by the run's token anyway
         run_skipped="{{ ti.xcom_pull(task_ids='window', key='in_window') == False }}",  # nothing sent
         on_failure_callback=alert,  # the run was stopped mid-batch (no task said so), or it could not cancel
     )

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag
 
-from cots_ssm.operators.ssm import SsmRunCommandOperator
-from cots_ssm.sensors.ssm import SsmRunCommandFleetSensor
+from ssm_fleet.operators.ssm import SsmRunCommandOperator
+from ssm_fleet.sensors.ssm import SsmRunCommandFleetSensor
 
 
 @dag(

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from cots_ssm.alert import FailureAlert
 from cots_ssm.fleet.data import RunFacts, load_page
 from cots_ssm.fleet.render import render_page
 from cots_ssm.jobs.loader import parse_jobs
@@ -21,6 +20,7 @@ from cots_ssm.overrides import (
     tolerance_choices,
 )
 from cots_ssm.report import report_fleet
+from ssm_fleet.alert import FailureAlert
 
 DEFAULTS = {
     "instance_ids": [],
@@ -150,7 +150,7 @@ class TestShownEverywhere:
     def test_the_alert_body_says_it_above_the_error(self):
         changed = context_overrides({"dag_run": dag_run(RAISED), "dag": SimpleNamespace(params=DEFAULTS)})
         body = FailureAlert(
-            "cots_nightly_batch", "manual__1", "wait", error="boom", overrides=changed.lines()
+            "cots_nightly_batch", "manual__1", "wait", error="boom", notes=changed.lines()
         ).body()
         assert '\n\nOverrides (triggered by alice):\n- max_failed_instances: "0" -> "10%"\n' in body
         assert body.index("Overrides") < body.index("Error:")

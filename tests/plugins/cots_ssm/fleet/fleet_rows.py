@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cots_ssm.invocations import InvocationResult
-from cots_ssm.render import as_row
-from cots_ssm.status import Status, StatusDetails
+from ssm_fleet.invocations import InvocationResult
+from ssm_fleet.render import as_row
+from ssm_fleet.status import Status, StatusDetails
 
 START = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from cots_ssm.fleet.data import LiveRead, RunFacts
 from cots_ssm.fleet.urls import FLEET_URL_PREFIX, fleet_path
-from cots_ssm.status import Status, StatusDetails
+from ssm_fleet.status import Status, StatusDetails
 
 from .fleet_rows import XSS, api_command, api_invocation, instance_id, rows
 

@@ -1,5 +1,5 @@
 from cots_ssm.fleet.model import FleetPage, Group, InstanceView, live_rows, views_from_rows
-from cots_ssm.status import Status, StatusDetails
+from ssm_fleet.status import Status, StatusDetails
 
 from .fleet_rows import api_command, api_invocation, instance_id, rows
 

@@ -2,7 +2,7 @@ import re
 
 from cots_ssm.fleet.model import FleetPage, HistoryPoint, views_from_rows
 from cots_ssm.fleet.render import PageOptions, esc, history_svg, render_login_shell, render_page, safe_url
-from cots_ssm.status import Status
+from ssm_fleet.status import Status
 
 from .fleet_rows import XSS, instance_id, rows
 

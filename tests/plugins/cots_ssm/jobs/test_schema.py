@@ -7,12 +7,12 @@ import copy
 import pytest
 from jsonschema import Draft202012Validator
 
-from cots_ssm import validation
 from cots_ssm.config import BatchConfig
 from cots_ssm.jobs import schema
 from cots_ssm.jobs.loader import parse_jobs
 from cots_ssm.params import trigger_form
-from cots_ssm.verdict import FailurePolicy
+from ssm_fleet import validation
+from ssm_fleet.verdict import FailurePolicy
 
 
 def test_the_shipped_schema_is_a_valid_draft_2020_12_schema():

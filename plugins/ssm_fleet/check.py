@@ -1,0 +1,237 @@
+"""One check of a fleet run, without I/O: what to read from SSM, and what the answers decide.
+
+The reschedule sensor and the deferrable trigger run the same check. :func:`fleet_check` is a
+generator that yields requests (:class:`ListInvocations`, :class:`DescribeCommands`,
+:class:`GetOutput`, :class:`CancelCommands`) and is sent their answers; it returns a
+:class:`CheckResult`. Each path only carries the requests out, synchronously (the sensor) or
+asynchronously (the trigger), retrying transient errors by :func:`retry_delay`. So the reading of
+pages, the verdict over hosts, which failed hosts get their full output, the cancel of a failing
+fleet under ``failure_policy=cancel`` and the timeout rule (one last read before a timeout is
+declared) live here once. Pure Python, no Airflow import, no AWS call.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ssm_fleet.invocations import CommandSummary, InvocationResult
+from ssm_fleet.ledger import RunLedger
+from ssm_fleet.render import failure_summary, summary, table
+from ssm_fleet.verdict import FailurePolicy, FailureTolerance, FleetVerdict, Outcome
+
+#: At most this many failed hosts get their full output read with GetCommandInvocation.
+MAX_OUTPUT_FETCHES = 50
+#: Pause before the n-th retry of a transient error (seconds), doubling up to this cap.
+MAX_RETRY_DELAY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ListInvocations:
+    """Read every page of ListCommandInvocations (with details) of one command; answer: the items.
+
+    :param command_id: the command.
+    """
+
+    command_id: str
+
+
+@dataclass(frozen=True)
+class DescribeCommands:
+    """ListCommands of these ids; answer: the ``Command`` dicts found (a missing one: not listed yet).
+
+    :param command_ids: the commands.
+    """
+
+    command_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GetOutput:
+    """GetCommandInvocation of one host; answer: the dict, or ``None`` if it could not be read.
+
+    :param command_id: the command.
+    :param instance_id: the host.
+    """
+
+    command_id: str
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class CancelCommands:
+    """Cancel those of these commands still running; answer: the ids cancelled.
+
+    :param command_ids: the commands.
+    :param reason: why, for the log.
+    """
+
+    command_ids: tuple[str, ...]
+    reason: str
+
+
+Request = ListInvocations | DescribeCommands | GetOutput | CancelCommands
+
+
+class CheckStatus(enum.StrEnum):
+    """Where a check leaves the wait (also the ``status`` of the trigger's event)."""
+
+    RUNNING = Outcome.RUNNING.value
+    SUCCEEDED = Outcome.SUCCEEDED.value
+    FAILED = Outcome.FAILED.value
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class WaitSpec:
+    """What a wait watches and how it judges.
+
+    :param command_ids: the commands that speak for the run's hosts, oldest first.
+    :param tolerance: failed hosts tolerated.
+    :param policy: ``finish`` or ``cancel`` (see :class:`~ssm_fleet.verdict.FailurePolicy`).
+    :param gone: hosts that left the fleet: named, not counted.
+    :param attempt: the attempt of the run this wait belongs to (stamped on what it hands on).
+    :param output_tail_lines: lines of stdout/stderr kept per host in the table.
+    :param cancel_on_timeout: cancel what still runs when the wait times out.
+    """
+
+    command_ids: tuple[str, ...]
+    tolerance: FailureTolerance = field(default_factory=FailureTolerance)
+    policy: FailurePolicy = FailurePolicy.FINISH
+    gone: tuple[str, ...] = ()
+    attempt: int | None = None
+    output_tail_lines: int = 20
+    cancel_on_timeout: bool = True
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one check found and did.
+
+    :param status: running, succeeded, failed or timeout.
+    :param verdict: the verdict over hosts.
+    :param cancelled: the command ids this check cancelled.
+    """
+
+    status: CheckStatus
+    verdict: FleetVerdict
+    cancelled: tuple[str, ...] = ()
+
+    def payload(self, spec: WaitSpec) -> dict[str, Any]:
+        """What the wait hands on (XCom, trigger event): JSON-serialisable, stamped with the attempt."""
+        return {
+            "status": self.status.value,
+            "attempt": spec.attempt,
+            "results": table(self.verdict, tail_lines=spec.output_tail_lines),
+            "verdict": summary(self.verdict, spec.attempt),
+            "failure_summary": failure_summary(self.verdict) if self.status is CheckStatus.FAILED else "",
+            "cancelled": list(self.cancelled),
+        }
+
+
+def commands_to_describe(
+    command_ids: Sequence[str],
+    invocations: Sequence[InvocationResult],
+    tolerance: FailureTolerance | int | str = 0,
+    policy: FailurePolicy | str = FailurePolicy.FINISH,
+) -> list[str]:
+    """The commands a check must read with ListCommands; the others speak through their invocations.
+
+    A check lists every page of invocations of each command (the floor: one ListCommandInvocations
+    call per 50 hosts). While any invocation still runs, the fleet is running whatever
+    ListCommands says, so it is read only where it can fail the run at once (``cancel`` policy):
+
+    - a command that listed no invocation yet: it may have ended with none (no instance in the
+      tag, every instance refused), a failure no host shows;
+    - with a percentage tolerance, once more hosts failed than the listed ones tolerate: only the
+      target counts tell whether that is too many.
+
+    Once no listed invocation runs, every command is read: its status tells "not yet" from
+    "never", and its target count whether the list is complete, before a verdict is declared.
+    """
+    tolerance, policy = FailureTolerance.parse(tolerance), FailurePolicy.parse(policy)
+    per_command: dict[str, list[InvocationResult]] = {command_id: [] for command_id in command_ids}
+    for invocation in invocations:
+        per_command.setdefault(invocation.command_id, []).append(invocation)
+    if all(i.finished for cid in command_ids for i in per_command[cid]):
+        return list(command_ids)
+    if policy is FailurePolicy.FINISH:
+        return []
+    if tolerance.percent:
+        latest = {i.instance_id: i for cid in command_ids for i in per_command[cid]}.values()
+        if sum(1 for i in latest if i.failed) > tolerance.allowed(len(latest)):
+            return list(command_ids)
+    return [cid for cid in command_ids if not per_command[cid]]
+
+
+def read_verdict(spec: WaitSpec) -> Generator[Request, Any, FleetVerdict]:
+    """Read the watched commands at the AWS-call floor and turn them into the verdict over hosts."""
+    items: list[Mapping[str, Any]] = []
+    for command_id in spec.command_ids:
+        items.extend((yield ListInvocations(command_id)) or ())
+    invocations = [InvocationResult.from_api(item) for item in items]
+    needed = commands_to_describe(spec.command_ids, invocations, spec.tolerance, spec.policy)
+    found: Sequence[Mapping[str, Any]] = ()
+    if needed:
+        found = (yield DescribeCommands(tuple(needed))) or ()
+    described = {c.command_id: c for c in (CommandSummary.from_api(command) for command in found)}
+    commands = [described.get(cid) or _from_invocations(cid, invocations) for cid in spec.command_ids]
+    ledger = RunLedger(commands, invocations)
+    return ledger.verdict(spec.tolerance, spec.policy, gone=spec.gone)
+
+
+def _from_invocations(command_id: str, invocations: Sequence[InvocationResult]) -> CommandSummary:
+    """A command not described in this check: running, with the token its invocations carry."""
+    mine = next((i for i in invocations if i.command_id == command_id), None)
+    return CommandSummary.running(command_id, mine.attempt if mine else 1, mine.chunk if mine else 0)
+
+
+def fleet_check(spec: WaitSpec, *, timed_out: bool = False) -> Generator[Request, Any, CheckResult]:
+    """One check: read, decide, then read failed hosts' output and cancel where the verdict says so.
+
+    ``timed_out`` says the wait's deadline has passed: the read still happens first, so a fleet that
+    finished in the last interval ends with its verdict, not as a timeout.
+    """
+    verdict = yield from read_verdict(spec)
+    if verdict.outcome is Outcome.RUNNING and not timed_out:
+        return CheckResult(CheckStatus.RUNNING, verdict)
+    if verdict.failed or verdict.problems:
+        verdict = yield from _with_full_output(verdict)
+    if verdict.outcome is Outcome.RUNNING:  # timed out
+        cancelled: tuple[str, ...] = ()
+        if spec.cancel_on_timeout:
+            cancelled = tuple((yield CancelCommands(spec.command_ids, "the wait timed out")) or ())
+        return CheckResult(CheckStatus.TIMEOUT, verdict, cancelled)
+    if verdict.outcome is Outcome.FAILED and verdict.running:
+        reason = "more hosts failed than tolerated (failure_policy=cancel)"
+        cancelled = tuple((yield CancelCommands(spec.command_ids, reason)) or ())
+        return CheckResult(CheckStatus.FAILED, verdict, cancelled)
+    return CheckResult(CheckStatus(verdict.outcome.value), verdict)
+
+
+def _with_full_output(verdict: FleetVerdict) -> Generator[Request, Any, FleetVerdict]:
+    """Read stdout/stderr of failed hosts in full (8,000 chars of stderr, not 2,500 in all)."""
+    enriched = []
+    fetched = 0
+    for invocation in verdict.invocations:
+        if invocation.failed and fetched < MAX_OUTPUT_FETCHES:
+            fetched += 1
+            answer = yield GetOutput(invocation.command_id, invocation.instance_id)
+            if answer:
+                invocation = invocation.with_full_output(answer)
+        enriched.append(invocation)
+    return replace(verdict, invocations=tuple(enriched))
+
+
+def retry_delay(transient: bool, attempt: int, max_attempts: int) -> float | None:
+    """Seconds to wait before trying a read again after error number ``attempt``, or ``None``: give up.
+
+    Throttling, 5xx and connection errors (``transient``) are tried again up to ``max_attempts``
+    times in a row, 1, 2, 4... seconds apart (at most 10); anything else is not.
+    """
+    if not transient or attempt >= max_attempts:
+        return None
+    return min(2.0 ** (attempt - 1), MAX_RETRY_DELAY_SECONDS)
