@@ -140,3 +140,14 @@ class TestSources:
         (nonce,) = re.findall(r'<script nonce="([^"]+)">', answer.text)
         assert answer.text.count("<script") == 1
         assert f"script-src 'nonce-{nonce}'" in answer.headers["content-security-policy"]
+
+    def test_the_recorded_verdict_says_the_fleet_size_the_tolerance_and_hosts_gone(
+        self, client, auth_manager
+    ):
+        verdict = {"expected": 4, "allowed_failures": 1, "gone": ["i-0gone"]}
+        http, _ = client(RunFacts(state="failed", rows=rows(3, failed={1: "x"}), verdict=verdict))
+        answer = http.get(
+            fleet_path(DAG, RUN), headers={"Authorization": f"Bearer {token(auth_manager, 'VIEWER')}"}
+        )
+        assert "of 4 hosts" in answer.text and "1 not listed by SSM yet" in answer.text
+        assert "at most 1 failed tolerated" in answer.text and "1 gone from the fleet" in answer.text
