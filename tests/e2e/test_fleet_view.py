@@ -96,6 +96,24 @@ def test_fleet_tab_shows_119_success_1_failed_and_the_failed_stderr(api, page, f
     page.screenshot(path=str(SHOTS / "fleet-succeeded-instance.png"))
 
 
+def test_the_fleet_tab_follows_the_airflow_uis_dark_mode(api, page, failed_run):
+    """The UI's colour mode (stored as ``theme``, a ``dark`` class on its page) reaches the iframe."""
+    run_id, _ = failed_run
+    run_page = f"{api.base}/dags/{DAG}/runs/{urllib.request.quote(run_id, safe='')}"
+    goto(page, run_page)
+    page.evaluate("localStorage.setItem('theme', 'dark')")  # what the UI's colour-mode switch stores
+    goto(page, run_page)
+    assert "dark" in (page.locator("html").get_attribute("class") or "")
+    page.get_by_role("tab", name="Fleet").or_(page.get_by_role("link", name="Fleet")).first.click()
+    frame = page.frame_locator("iframe").first
+    frame.locator("#grid a").first.wait_for(timeout=30_000)
+    assert frame.locator("html").get_attribute("data-theme") == "dark"
+    background = frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
+    assert background not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), background
+    page.screenshot(path=str(SHOTS / "fleet-tab-dark.png"))
+    page.evaluate("localStorage.setItem('theme', 'light')")
+
+
 def test_running_run_counts_change_without_reload(api, aws, page):
     slow = aws.instance_ids[0]
     aws.control.extra_duration(slow, 25)
