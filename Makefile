@@ -63,6 +63,11 @@ run: venv
 bench: venv
 	$(PY) benchmarks/run_all.py
 
+# The tables of the last `make bench` run (build/bench/bench.md) pasted into docs/benchmarks.md.
+.PHONY: docs
+docs: venv
+	$(PY) docs/paste_bench.py
+
 # The MWAA upload set in build/mwaa/: dags/, plugins.zip (zipped from inside plugins/), requirements.txt, startup.sh.
 mwaa: venv
 	$(PY) mwaa/bundle.py build/mwaa

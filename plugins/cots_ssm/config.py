@@ -7,37 +7,10 @@ MWAA, set the variables in the environment startup script; locally, in the shell
 Reading the environment is the only thing this module does at import of the DAG: no network, no
 Variable.
 
-======================================  ==================================  ==========================
-variable                                meaning                             default
-======================================  ==================================  ==========================
-``COTS_BATCH_SCHEDULE``                 cron of the nightly run             ``0 2 * * *``
-``COTS_BATCH_TIMEZONE``                 timezone of that cron               ``UTC``
-``COTS_BATCH_TARGET_TAGS``              JSON tags selecting the fleet       ``{"Role": ["cots"]}``
-``COTS_BATCH_INSTANCE_IDS``             JSON list of ids (instead of tags)  ``[]``
-``COTS_BATCH_SCRIPT``                   the COTS batch script on the hosts  ``/opt/cots/bin/run_batch.sh``
-``COTS_BATCH_SCRIPT_ARGUMENTS``         JSON list of its arguments          ``[]``
-``COTS_BATCH_WORKING_DIRECTORY``        where it runs on the hosts          (the agent's default)
-``COTS_BATCH_EXECUTION_TIMEOUT``        seconds before SSM kills it         ``14400``
-``COTS_BATCH_DELIVERY_TIMEOUT``         seconds for an instance to start    ``600``
-``COTS_BATCH_MAX_FAILED_INSTANCES``     failures tolerated (n or n%)        ``0``
-``COTS_BATCH_FAILURE_POLICY``           past the tolerance: finish/cancel   ``finish`` (let others end)
-``COTS_BATCH_MAX_CONCURRENCY``          SSM MaxConcurrency                  ``100%`` (all at once)
-``COTS_BATCH_MAX_ERRORS``               SSM MaxErrors                       ``100%`` (start every host)
-``COTS_BATCH_POLL_SECONDS``             seconds between status checks       ``300``
-``COTS_BATCH_DEFERRABLE``               wait in the triggerer (true/false)  ``false`` (reschedule)
-``COTS_BATCH_SNS_TOPIC_ARN``            topic of the failure alert          (none: alert logged only)
-``COTS_BATCH_AWS_CONN_ID``              Airflow AWS connection              ``aws_default``
-``COTS_BATCH_OWNER``                    DAG owner shown in the UI           ``cots-support``
-``COTS_BATCH_RETRIES``                  retries of each task                ``2``
-``COTS_BATCH_DAGRUN_TIMEOUT_HOURS``     the whole run's time limit          ``8``
-``COTS_BATCH_START_GRACE_MINUTES``      a scheduled run starting later      ``60``
-                                        than this is skipped
-======================================  ==================================  ==========================
-
-Failures: SSM ``MaxErrors`` (``100%``) never stops SSM from *starting* the batch on every host;
-``max_failed_instances`` decides whether the run succeeds; ``failure_policy`` decides what happens to
-the hosts still running once more have failed than tolerated: ``finish`` (default) lets them end
-their batch and fails the run at the end, ``cancel`` cancels them and fails at once.
+The variables, their keys and the defaults are in one table, ``docs/configuration.md`` (checked
+against this class by ``tests/docs/test_defaults_table.py``): a variable ``COTS_BATCH_<NAME>`` sets
+the key of the same name in lower case, except ``POLL_SECONDS`` (``poll_interval_seconds``) and
+``EXECUTION_TIMEOUT`` / ``DELIVERY_TIMEOUT`` (the ``..._seconds`` keys).
 """
 
 from __future__ import annotations
@@ -102,7 +75,7 @@ def _policy(env: Mapping[str, str], default: str) -> str:
 
 @dataclass(frozen=True)
 class BatchConfig:
-    """Defaults of the nightly COTS batch DAG (see the module docstring for the variables).
+    """Defaults of the nightly COTS batch DAG (the table: ``docs/configuration.md``).
 
     :param schedule: the cron of the nightly run.
     :param timezone: the timezone the cron is read in.

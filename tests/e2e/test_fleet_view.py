@@ -1,8 +1,9 @@
 """The fleet page in the Airflow UI, driven in headless Chromium (Debian's, through Playwright).
 
 A logged-in user reaches the page from the run's "Fleet" tab, sees one cell per instance coloured
-by status, opens the failed one and reads its stderr; a running run's counts change on the page
-without a reload; host output never runs in the browser; anonymous requests are refused.
+by status and the failed one already open with its stderr, opens another; a running run's counts
+change on the page without a reload; host output never runs in the browser; anonymous requests
+are refused.
 """
 
 from __future__ import annotations
@@ -84,13 +85,33 @@ def test_fleet_tab_shows_119_success_1_failed_and_the_failed_stderr(api, page, f
     frame.locator("#grid a").first.wait_for(timeout=30_000)
     assert frame.locator("#grid a.st-success").count() == 119
     assert frame.locator("#grid a.st-failed").count() == 1
-    page.screenshot(path=str(SHOTS / "fleet-tab.png"))
-    frame.locator("#grid a.st-failed").click()
-    stderr = frame.locator("#stderr")
-    stderr.wait_for(timeout=15_000)
-    assert f"instance {bad} is configured to fail" in stderr.inner_text()
+    # A failed run opens with its first failed host: no click needed to read why it failed.
+    assert bad in frame.locator("#detail h2").inner_text()
+    assert f"instance {bad} is configured to fail" in frame.locator("#stderr").inner_text()
     assert "exit code" in frame.locator("#detail").inner_text().lower()
-    page.screenshot(path=str(SHOTS / "fleet-failed-instance.png"))
+    page.screenshot(path=str(SHOTS / "fleet-tab.png"))
+    frame.locator("#grid a.st-success").first.click()
+    frame.locator("#detail .st-success").wait_for(timeout=15_000)
+    assert bad not in frame.locator("#detail h2").inner_text()
+    page.screenshot(path=str(SHOTS / "fleet-succeeded-instance.png"))
+
+
+def test_the_fleet_tab_follows_the_airflow_uis_dark_mode(api, page, failed_run):
+    """The UI's colour mode (stored as ``theme``, a ``dark`` class on its page) reaches the iframe."""
+    run_id, _ = failed_run
+    run_page = f"{api.base}/dags/{DAG}/runs/{urllib.request.quote(run_id, safe='')}"
+    goto(page, run_page)
+    page.evaluate("localStorage.setItem('theme', 'dark')")  # what the UI's colour-mode switch stores
+    goto(page, run_page)
+    assert "dark" in (page.locator("html").get_attribute("class") or "")
+    page.get_by_role("tab", name="Fleet").or_(page.get_by_role("link", name="Fleet")).first.click()
+    frame = page.frame_locator("iframe").first
+    frame.locator("#grid a").first.wait_for(timeout=30_000)
+    assert frame.locator("html").get_attribute("data-theme") == "dark"
+    background = frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
+    assert background not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), background
+    page.screenshot(path=str(SHOTS / "fleet-tab-dark.png"))
+    page.evaluate("localStorage.setItem('theme', 'light')")
 
 
 def test_running_run_counts_change_without_reload(api, aws, page):
@@ -153,6 +174,8 @@ def test_fleet_page_on_its_own_for_the_readme(api, page, failed_run):
     """Last in the module: by then the history chart shows the runs of the tests above."""
     run_id, bad = failed_run
     page.set_viewport_size({"width": 1100, "height": 1000})
-    goto(page, fleet_url(api, run_id, f"?instance={bad}"))
+    goto(page, fleet_url(api, run_id))
     assert page.locator("#grid a").count() == 120
     page.screenshot(path=str(SHOTS / "fleet-page.png"), full_page=False)
+    page.emulate_media(color_scheme="dark")
+    page.screenshot(path=str(SHOTS / "fleet-page-dark.png"), full_page=False)

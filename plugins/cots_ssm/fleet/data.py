@@ -272,4 +272,7 @@ def load_page(
         note=note,
         generated_at=datetime.now(UTC),
         overrides=facts.overrides,
+        expected=int(summary.get("expected") or 0),
+        allowed_failures=None if (allowed := summary.get("allowed_failures")) is None else int(allowed),
+        gone=tuple(str(g) for g in summary.get("gone") or ()),
     )

@@ -31,6 +31,10 @@ class Group(enum.StrEnum):
     FAILED = "failed"
 
 
+#: The order a support engineer reads hosts in: failed first, then running, then succeeded.
+GROUP_RANK: Mapping[Group, int] = {Group.FAILED: 0, Group.RUNNING: 1, Group.SUCCEEDED: 2}
+
+
 def group_of(status: Status) -> Group:
     if is_running(status):
         return Group.RUNNING
@@ -134,6 +138,9 @@ class FleetPage:
     :param history: the last runs of the DAG, oldest first.
     :param note: why the page shows less than expected (e.g. SSM could not be read).
     :param overrides: who triggered the run with which values other than the job's, one per line.
+    :param expected: how many hosts the run covers, listed or not yet (default: 0, unknown).
+    :param allowed_failures: the failed hosts the run tolerates, if known (default: ``None``).
+    :param gone: hosts that left the fleet since an earlier attempt, named and not counted.
     """
 
     dag_id: str
@@ -148,6 +155,9 @@ class FleetPage:
     note: str = ""
     generated_at: datetime | None = field(default=None, compare=False)
     overrides: tuple[str, ...] = ()
+    expected: int = 0
+    allowed_failures: int | None = None
+    gone: tuple[str, ...] = ()
 
     def counts(self) -> list[tuple[Status, int]]:
         """How many instances are in each status, in the order of :class:`Status`, zeros left out."""
@@ -165,6 +175,29 @@ class FleetPage:
 
     def find(self, instance_id: str) -> InstanceView | None:
         return next((i for i in self.instances if i.instance_id == instance_id), None)
+
+    def failed_first(self) -> list[InstanceView]:
+        """The instances in the order a support engineer reads them: failed, running, succeeded."""
+        return sorted(self.instances, key=lambda i: (GROUP_RANK[i.group], i.instance_id))
+
+    def first_failed(self) -> InstanceView | None:
+        """The instance whose details a failed run opens with, if any failed."""
+        return next((i for i in self.failed_first() if i.group is Group.FAILED), None)
+
+    def remarks(self) -> list[str]:
+        """What the per-status counts do not say: hosts not listed yet, hosts gone, the tolerance."""
+        said = []
+        unlisted = self.expected - len(self.instances)
+        if unlisted > 0:
+            said.append(f"{unlisted} not listed by SSM yet")
+        if self.gone:
+            said.append(f"{len(self.gone)} gone from the fleet, not counted ({', '.join(self.gone[:5])})")
+        if self.allowed_failures is not None:
+            failed = self.group_counts()[Group.FAILED]
+            said.append(f"at most {self.allowed_failures} failed tolerated")
+            if failed > self.allowed_failures and self.live:
+                said.append("tolerance exceeded: the run will fail once the others finish")
+        return said
 
 
 def views_from_rows(rows: Iterable[Mapping[str, Any]], links: LinkMaker | None = None) -> list[InstanceView]:

@@ -1,6 +1,7 @@
 """The fleet app behind Airflow's own API security: 401 anonymous, 403 refused, 200 allowed."""
 
 import os
+import re
 
 import pytest
 from fastapi import FastAPI
@@ -127,7 +128,7 @@ class TestSources:
         )
         assert answer.status_code == 200
         assert source.live_calls == 1 and "<body data-live>" in answer.text
-        assert "1 InProgress" in answer.text and "1 Success" in answer.text
+        assert "1 InProgress" in answer.text and "1 Success" in answer.text and "of 2 hosts" in answer.text
 
     def test_a_finished_run_shows_the_recorded_results_without_reading_ssm(self, client, auth_manager):
         http, source = client()
@@ -135,4 +136,18 @@ class TestSources:
             fleet_path(DAG, RUN), headers={"Authorization": f"Bearer {token(auth_manager, 'VIEWER')}"}
         )
         assert source.live_calls == 0 and "2 Success" in answer.text and "1 Failed" in answer.text
-        assert "<script" not in answer.text
+        assert "data-live" not in answer.text  # no refresh: only the theme script, allowed by its nonce
+        (nonce,) = re.findall(r'<script nonce="([^"]+)">', answer.text)
+        assert answer.text.count("<script") == 1
+        assert f"script-src 'nonce-{nonce}'" in answer.headers["content-security-policy"]
+
+    def test_the_recorded_verdict_says_the_fleet_size_the_tolerance_and_hosts_gone(
+        self, client, auth_manager
+    ):
+        verdict = {"expected": 4, "allowed_failures": 1, "gone": ["i-0gone"]}
+        http, _ = client(RunFacts(state="failed", rows=rows(3, failed={1: "x"}), verdict=verdict))
+        answer = http.get(
+            fleet_path(DAG, RUN), headers={"Authorization": f"Bearer {token(auth_manager, 'VIEWER')}"}
+        )
+        assert "of 4 hosts" in answer.text and "1 not listed by SSM yet" in answer.text
+        assert "at most 1 failed tolerated" in answer.text and "1 gone from the fleet" in answer.text

@@ -56,3 +56,26 @@ class TestLiveRows:
 def test_instance_view_without_exit_code_while_running():
     view = InstanceView.from_row(rows(1, running={0})[0])
     assert view.exit_code is None and view.group is Group.RUNNING
+
+
+class TestAtAGlance:
+    def test_failed_first_then_running_then_succeeded_each_by_id(self):
+        page = FleetPage(
+            "d", "r", "running", True, tuple(views_from_rows(rows(5, {3: "x", 1: "y"}, running={4})))
+        )
+        assert [v.instance_id for v in page.failed_first()] == [instance_id(n) for n in (1, 3, 4, 0, 2)]
+        assert page.first_failed().instance_id == instance_id(1)
+
+    def test_no_failed_host_opens_nothing(self):
+        assert FleetPage("d", "r", "success", False, tuple(views_from_rows(rows(3)))).first_failed() is None
+
+    def test_an_exceeded_tolerance_is_said_while_the_run_runs_not_after(self):
+        views = tuple(views_from_rows(rows(3, {0: "x"}, running={1})))
+        live = FleetPage("d", "r", "running", True, views, expected=3, allowed_failures=0)
+        done = FleetPage("d", "r", "failed", False, views, expected=3, allowed_failures=0)
+        assert "tolerance exceeded: the run will fail once the others finish" in live.remarks()
+        assert done.remarks() == ["at most 0 failed tolerated"]
+
+    def test_a_fleet_ssm_has_not_listed_entirely_says_how_many_are_missing(self):
+        page = FleetPage("d", "r", "running", True, tuple(views_from_rows(rows(2))), expected=5)
+        assert page.remarks() == ["3 not listed by SSM yet"]
