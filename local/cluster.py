@@ -7,6 +7,9 @@ settings are read from ``docker-compose.yaml`` (its ``x-airflow-common`` environ
 what must differ on one host is changed (``OVERRIDDEN``) or added (``ONE_HOST_ONLY``), so the
 compose file is exercised, not just validated. Everything is stopped by ``Cluster.stop`` (the
 ``with`` block, and at interpreter exit).
+
+Over 350 lines for a reason: one stack's processes and their lifecycle stay together, so that
+``stop`` sees everything ``start`` made.
 """
 
 from __future__ import annotations

@@ -226,12 +226,13 @@ def _with_full_output(verdict: FleetVerdict) -> Generator[Request, Any, FleetVer
     return replace(verdict, invocations=tuple(enriched))
 
 
-def retry_delay(transient: bool, attempt: int, max_attempts: int) -> float | None:
-    """Seconds to wait before trying a read again after error number ``attempt``, or ``None``: give up.
+def retry_delay(transient: bool, errors_in_a_row: int, max_errors: int) -> float | None:
+    """Seconds to wait before trying a read again after its ``errors_in_a_row``-th error, or ``None``.
 
-    Throttling, 5xx and connection errors (``transient``) are tried again up to ``max_attempts``
-    times in a row, 1, 2, 4... seconds apart (at most 10); anything else is not.
+    Throttling, 5xx and connection errors (``transient``) are tried again until ``max_errors`` in a
+    row, 1, 2, 4... seconds apart (at most 10); anything else is not (``None``: give up). The word
+    ``attempt`` is kept for the Clear attempt of a run.
     """
-    if not transient or attempt >= max_attempts:
+    if not transient or errors_in_a_row >= max_errors:
         return None
-    return min(2.0 ** (attempt - 1), MAX_RETRY_DELAY_SECONDS)
+    return min(2.0 ** (errors_in_a_row - 1), MAX_RETRY_DELAY_SECONDS)

@@ -61,7 +61,7 @@ def run_token_digest(dag_id: str, run_id: str, run_task_id: str, map_index: int 
 
 
 def tag_targets(tags: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
-    """``{"Role": ["cots"]}`` becomes ``[{"Key": "tag:Role", "Values": ["cots"]}]`` (keys are ANDed)."""
+    """``{"Role": ["batch"]}`` becomes ``[{"Key": "tag:Role", "Values": ["batch"]}]`` (keys are ANDed)."""
     return [{"Key": f"tag:{key}", "Values": list(values)} for key, values in tags.items()]
 
 
@@ -98,7 +98,7 @@ class CommandChunk:
         return {"Targets": [dict(t) for t in self.targets]}
 
     def describe(self) -> str:
-        """E.g. ``chunk 2/3 (50 instances: i-0a..., i-0b..., ...)`` or ``chunk 1/1 (tag:Role=cots)``."""
+        """E.g. ``chunk 2/3 (50 instances: i-0a..., i-0b..., ...)`` or ``chunk 1/1 (tag:Role=batch)``."""
         if self.instance_ids:
             shown = ", ".join(self.instance_ids[:5]) + (", ..." if len(self.instance_ids) > 5 else "")
             what = f"{len(self.instance_ids)} instance(s): {shown}"

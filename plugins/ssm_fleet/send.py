@@ -37,7 +37,7 @@ from ssm_fleet.ledger import AttemptPlan, RunLedger
 from ssm_fleet.plan import CommandChunk, plan_chunks
 
 #: SendCommand requests per chunk and try: throttled ones, and never-connected ones.
-MAX_SEND_ATTEMPTS = 5
+MAX_SENDS_PER_CHUNK = 5
 #: First pause before sending a refused (throttled) chunk again; it doubles each time (at most 30 s).
 SEND_BACKOFF_SECONDS = 1.0
 #: Seconds a try looks for a command whose SendCommand answer was lost before it gives up (retryably).
@@ -228,7 +228,7 @@ class FleetSender:
         return [command_id]
 
     def _send_once(self, chunk: CommandChunk, kwargs: Mapping[str, Any], comment: str) -> str:
-        for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
+        for send in range(1, MAX_SENDS_PER_CHUNK + 1):
             try:
                 command = self.hook.send_command_once(
                     **kwargs, **chunk.target_kwargs(), Comment=chunk.comment(comment)
@@ -239,13 +239,13 @@ class FleetSender:
                     raise _Refused(error) from error
                 if outcome is SendOutcome.AMBIGUOUS:
                     return self._look_up(chunk, error)
-                delay = min(SEND_BACKOFF_SECONDS * 2 ** (attempt - 1), 30.0)
+                delay = min(SEND_BACKOFF_SECONDS * 2 ** (send - 1), 30.0)
                 self.log.warning(
-                    "SendCommand for %s not accepted (%s, attempt %s/%s); sending again in %ss",
+                    "SendCommand for %s not accepted (%s, send %s/%s); sending again in %ss",
                     chunk.describe(),
                     error_text(error),
-                    attempt,
-                    MAX_SEND_ATTEMPTS,
+                    send,
+                    MAX_SENDS_PER_CHUNK,
                     delay,
                 )
                 self.sleep(delay)
@@ -253,7 +253,7 @@ class FleetSender:
             self.log.info("Sent command %s (%s)", command["CommandId"], chunk.describe())
             return str(command["CommandId"])
         raise SendUnconfirmed(
-            f"SendCommand for {chunk.describe()} was not accepted after {MAX_SEND_ATTEMPTS} attempts"
+            f"SendCommand for {chunk.describe()} was not accepted after {MAX_SENDS_PER_CHUNK} sends"
         )
 
     def _look_up(self, chunk: CommandChunk, error: BaseException) -> str:

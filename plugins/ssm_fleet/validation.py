@@ -74,9 +74,9 @@ def instance_ids(value: Any, *, field: str = "instance_ids") -> list[str]:
 
 
 def target_tags(value: Any, *, field: str = "target_tags") -> dict[str, list[str]]:
-    """Check ``{"Role": ["cots"]}``: at most 5 keys (ANDed), 1 to 50 values each."""
+    """Check ``{"Role": ["batch"]}``: at most 5 keys (ANDed), 1 to 50 values each."""
     if not isinstance(value, Mapping) or not value:
-        raise InvalidParameterError(field, value, 'give a non-empty mapping such as {"Role": ["cots"]}')
+        raise InvalidParameterError(field, value, 'give a non-empty mapping such as {"Role": ["batch"]}')
     if len(value) > MAX_TARGETS:
         raise InvalidParameterError(field, value, f"at most {MAX_TARGETS} tag keys")
     checked: dict[str, list[str]] = {}

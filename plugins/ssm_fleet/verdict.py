@@ -57,7 +57,7 @@ class FailurePolicy(enum.StrEnum):
     """What a fleet run does once more hosts failed than it tolerates while others still run.
 
     ``finish`` (the default of the sensor) lets every running host end its batch and judges the
-    fleet at the end: hosts run independently, a COTS batch killed half-way is what a support team
+    fleet at the end: hosts run independently, a batch killed half-way is what a support team
     has to repair by hand, and a Clear afterwards re-runs only the failed hosts. ``cancel`` fails
     the run at once and cancels the hosts still running (SSM's ``MaxErrors`` stops *starting*
     new ones either way).

@@ -92,7 +92,7 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
     keys of the same names) ``command_ids`` and the resolved ``instance_ids``.
 
     :param instance_ids: the instance ids to run on (give this or ``target_tags``).
-    :param target_tags: tags that select the instances, e.g. ``{"Role": ["cots"]}`` (keys are ANDed).
+    :param target_tags: tags that select the instances, e.g. ``{"Role": ["batch"]}`` (keys are ANDed).
     :param commands: the shell lines of ``AWS-RunShellScript``.
     :param script_arguments: arguments appended, each shell-quoted, to the last command line.
     :param document_name: the SSM document (default: ``fleet_run``'s, else ``AWS-RunShellScript``).
@@ -359,7 +359,7 @@ class SsmFleetPreflightOperator(_FleetTargetsOperator):
     instance that is unknown to SSM or not ``Online``, and every invalid value, field by field.
 
     :param instance_ids: the instance ids to check (give this or ``target_tags``).
-    :param target_tags: tags selecting the instances, e.g. ``{"Role": ["cots"]}``.
+    :param target_tags: tags selecting the instances, e.g. ``{"Role": ["batch"]}``.
     :param script_arguments: arguments the run will pass to the script (checked, not used).
     :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
     """

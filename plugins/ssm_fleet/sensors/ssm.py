@@ -110,7 +110,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
     :param max_failed_instances: failed hosts tolerated, a number or a percentage (default: 0).
     :param failure_policy: what happens when more hosts failed than tolerated while others still
         run: ``finish`` lets them end their batch and judges at the end, ``cancel`` cancels them and
-        fails at once. ``finish`` is the default because the hosts of a COTS batch run
+        fails at once. ``finish`` is the default because the hosts of a batch run
         independently: killing a batch half-way leaves work a support team must repair by hand,
         while a finished host needs nothing, and a Clear afterwards re-runs only the failed ones.
         Templated (default: ``finish``).
@@ -327,21 +327,21 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
 
     def _with_retries(self, what: str, call: Callable[..., T], *args: Any) -> T:
         """Absorb throttling, 5xx and connection errors, up to ``max_consecutive_api_errors`` in a row."""
-        attempt = 0
+        errors = 0
         while True:
             try:
                 return call(*args)
             except Exception as error:
-                attempt += 1
-                delay = retry_delay(is_transient(error), attempt, self.max_consecutive_api_errors)
+                errors += 1
+                delay = retry_delay(is_transient(error), errors, self.max_consecutive_api_errors)
                 if delay is None and is_transient(error):
                     raise AirflowException(
-                        f"{what}: {attempt} transient AWS errors in a row, last: {error}"
+                        f"{what}: {errors} transient AWS errors in a row, last: {error}"
                     ) from error
                 if delay is None:
                     raise
                 self.log.warning(
-                    "%s: transient AWS error (%s), attempt %s; retrying in %ss", what, error, attempt, delay
+                    "%s: transient AWS error (%s), %s in a row; retrying in %ss", what, error, errors, delay
                 )
                 time.sleep(delay)
 

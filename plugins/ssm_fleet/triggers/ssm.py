@@ -227,21 +227,21 @@ class SsmFleetTrigger(BaseTrigger):
 
     async def _with_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Absorb throttling, 5xx and connection errors, up to ``max_consecutive_api_errors`` in a row."""
-        attempt = 0
+        errors = 0
         while True:
             try:
                 return await call()
             except Exception as error:
-                attempt += 1
-                delay = retry_delay(is_transient(error), attempt, self.max_consecutive_api_errors)
+                errors += 1
+                delay = retry_delay(is_transient(error), errors, self.max_consecutive_api_errors)
                 if delay is None and is_transient(error):
                     raise TransientErrorsExhausted(
-                        f"{what}: {attempt} transient AWS errors in a row, last: {error}"
+                        f"{what}: {errors} transient AWS errors in a row, last: {error}"
                     ) from error
                 if delay is None:
                     raise
                 self.log.warning(
-                    "%s: transient AWS error (%s), attempt %s; retrying in %ss", what, error, attempt, delay
+                    "%s: transient AWS error (%s), %s in a row; retrying in %ss", what, error, errors, delay
                 )
                 await asyncio.sleep(delay)
 

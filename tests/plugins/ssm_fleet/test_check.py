@@ -181,9 +181,9 @@ class TestTimeoutRule:
 
 
 class TestRetryDelay:
-    @pytest.mark.parametrize(("attempt", "delay"), [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0)])
-    def test_transient_errors_back_off(self, attempt, delay):
-        assert retry_delay(True, attempt, 5) == delay
+    @pytest.mark.parametrize(("errors", "delay"), [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0)])
+    def test_transient_errors_back_off(self, errors, delay):
+        assert retry_delay(True, errors, 5) == delay
 
     def test_the_last_allowed_error_gives_up_and_so_does_any_other_error(self):
         assert retry_delay(True, 5, 5) is None
