@@ -90,7 +90,7 @@ def test_startup_script_sets_documented_variables_the_config_reads():
     from cots_ssm.config import PREFIX, BatchConfig
 
     exports = startup_exports()
-    documented = (ROOT / "plugins" / "cots_ssm" / "config.py").read_text()
-    assert exports and all(name.startswith(PREFIX) and f"``{name}``" in documented for name in exports)
+    documented = (ROOT / "docs" / "configuration.md").read_text()  # the one defaults table
+    assert exports and all(name.startswith(PREFIX) and f"`{name}`" in documented for name in exports)
     config = BatchConfig.from_env(exports)
     assert config.schedule == "0 2 * * *" and config.target_tags == {"Role": ["cots"]}
