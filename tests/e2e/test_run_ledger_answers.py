@@ -214,7 +214,8 @@ def test_a_duplicate_tag_command_cancelled_before_its_targets_resolved_leaves_th
     fleet, tags = new_fleet(emulator, 3)
     aws.control.consistency_delay(600, actions=["ListCommands"])
     aws.control.lost_answer("SendCommand", count=2)
-    run_id = trigger(airflow, runs, tags, 3, poll_interval_seconds=2)
+    # Deferrable: a reschedule wait poking every 2 s invites Airflow's requeue race under load.
+    run_id = trigger(airflow, runs, tags, 3, poll_interval_seconds=2, deferrable=True)
 
     sends = lambda: aws.control.counters().get("SendCommand", {}).get("accepted", 0)  # noqa: E731
     until(lambda: sends() == 1, "the first send")
