@@ -99,6 +99,44 @@ class EmulatorControl:
             "consistency-delay", {"seconds": seconds, "actions": None if actions is None else list(actions)}
         )
 
+    def catch_up(self) -> int:
+        """End the consistency delay of every command sent so far, now; return how many were still hidden.
+
+        SSM's reads catch up with its writes at a moment the test chooses, not after fixed seconds.
+        A `consistency_delay` still set keeps hiding the commands sent after this call.
+        """
+        return int(self._post("catch-up", {})["caught_up"])
+
+    def resolve_delay(self, seconds: float, count: int | None = None) -> None:
+        """Leave new tag commands unresolved for `seconds` after SendCommand (0 clears).
+
+        Meanwhile the command is `Pending` with `TargetCount` 0, ListCommandInvocations lists none of
+        its invocations, GetCommandInvocation raises `InvocationDoesNotExist` and nothing starts;
+        then its targets (as they were at SendCommand) get their invocations and run. A CancelCommand
+        meanwhile ends it `Cancelled` with no invocation: no host ever runs it. `count` limits the
+        delay to the next `count` tag commands (default: every one while set). Commands by
+        `InstanceIds` are resolved at once, as AWS knows their targets.
+        """
+        self._post("resolve-delay", {"seconds": seconds, "count": count})
+
+    def odd_status(self, instance_id: str, status: str | None = "Paused", reads: int | None = None) -> None:
+        """Answer `instance_id`'s invocations with `status`, one SSM does not document, for `reads` reads.
+
+        Each ListCommandInvocations item and GetCommandInvocation answer for the instance counts as
+        one read and shows `status` as its `Status`, `StatusDetails` and plugin statuses, whatever
+        the invocation really does underneath (its script runs and ends as usual). `reads=None`
+        keeps it until cleared; `status=None` clears it. Command statuses are not changed.
+        """
+        self._post("odd-status", {"instance_id": instance_id, "status": status, "reads": reads})
+
+    def empty_plugins(self, instance_id: str, empty: bool = True) -> None:
+        """List `instance_id`'s invocations with `CommandPlugins: []` even with `Details` (False clears).
+
+        The invocation's own `Status`, `StatusDetails` and output URLs stay; the exit code, the
+        output and the start and end times (which only the plugins carry) are missing.
+        """
+        self._post("empty-plugins", {"instance_id": instance_id, "empty": empty})
+
     def time_scale(self, factor: float) -> None:
         """Scale TimeoutSeconds (the delivery timeout) of new commands, e.g. 0.05 makes 30 s last 1.5 s."""
         self._post("time-scale", {"factor": factor})

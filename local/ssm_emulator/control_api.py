@@ -20,6 +20,10 @@
 | POST   | /_emulator/force-exit          | {"instance_id", "code"} (null clears)         |
 | POST   | /_emulator/extra-duration      | {"instance_id", "seconds"}                    |
 | POST   | /_emulator/consistency-delay   | {"seconds", "actions"?}                       |
+| POST   | /_emulator/catch-up            |                                               |
+| POST   | /_emulator/resolve-delay       | {"seconds", "count"?} (0 clears)              |
+| POST   | /_emulator/odd-status          | {"instance_id", "status", "reads"?} (null st.)|
+| POST   | /_emulator/empty-plugins       | {"instance_id", "empty"?}                     |
 | POST   | /_emulator/time-scale          | {"factor"}                                    |
 | POST   | /_emulator/instances           | {"count", "tags"?, "online"?}                 |
 """
@@ -71,6 +75,10 @@ class ControlRoutes:
             ("POST", "force-exit"): self.force_exit,
             ("POST", "extra-duration"): self.extra_duration,
             ("POST", "consistency-delay"): self.consistency_delay,
+            ("POST", "catch-up"): lambda _: {"caught_up": self.server.service.catch_up()},
+            ("POST", "resolve-delay"): self.resolve_delay,
+            ("POST", "odd-status"): self.odd_status,
+            ("POST", "empty-plugins"): self.empty_plugins,
             ("POST", "time-scale"): self.time_scale,
             ("POST", "instances"): self.instances,
         }
@@ -143,6 +151,29 @@ class ControlRoutes:
             raise ControlError(f"actions must be a list of action names, not {actions!r}")
         self.faults.set_consistency_delay(float(body["seconds"]), actions)  # a ValueError answers 400
         return {"seconds": self.faults.consistency_delay, "actions": list(self.faults.lagging_reads)}
+
+    def resolve_delay(self, body: Body) -> Body:
+        count = body.get("count")
+        self.faults.set_resolve_delay(float(body["seconds"]), None if count is None else int(count))
+        return {"resolve_delay": self.faults.snapshot()["resolve_delay"]}
+
+    def odd_status(self, body: Body) -> Body:
+        instance_id, status, reads = self._instance(body), body.get("status"), body.get("reads")
+        self.faults.set_odd_status(
+            instance_id, None if status is None else str(status), None if reads is None else int(reads)
+        )
+        return {"instance_id": instance_id, "status": status, "reads": reads}
+
+    def empty_plugins(self, body: Body) -> Body:
+        instance_id, empty = self._instance(body), bool(body.get("empty", True))
+        self.faults.set_empty_plugins(instance_id, empty)
+        return {"instance_id": instance_id, "empty": empty}
+
+    def _instance(self, body: Body) -> str:
+        instance_id = str(body["instance_id"])
+        if instance_id not in self.registry.ids():
+            raise ControlError(f"not an emulator instance: {instance_id}")
+        return instance_id
 
     def time_scale(self, body: Body) -> Body:
         factor = float(body["factor"])

@@ -65,6 +65,14 @@ class _Counter:
 
 
 @dataclass
+class _OddStatus:
+    """Answer an instance's invocations with `status` for the next `reads` reads (None: until cleared)."""
+
+    status: str
+    reads: int | None = None
+
+
+@dataclass
 class FaultState:
     """The faults and counters of one emulator (the instance registry keeps `offline`)."""
 
@@ -82,6 +90,10 @@ class FaultState:
     consistency_delay: float = 0.0
     lagging_reads: tuple[str, ...] = LAGGING_READS
     time_scale: float = 1.0
+    _resolve_delay: float = 0.0
+    _resolve_count: int | None = None
+    _odd_status: dict[str, _OddStatus] = field(default_factory=dict)
+    _empty_plugins: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.time_scale = self.default_time_scale
@@ -150,6 +162,63 @@ class FaultState:
             self.consistency_delay = max(0.0, float(seconds))
             self.lagging_reads = chosen
 
+    def set_resolve_delay(self, seconds: float, count: int | None = None) -> None:
+        """Leave the next `count` tag commands (every one while set, if None) unresolved for `seconds`."""
+        if seconds < 0:
+            raise ValueError(f"resolve_delay seconds must be 0 or more, not {seconds}")
+        if count is not None and count < 1:
+            raise ValueError(f"resolve_delay count must be at least 1 (or None: every command), not {count}")
+        with self._lock:
+            self._resolve_delay = float(seconds)
+            self._resolve_count = None if seconds == 0 else count
+
+    def take_resolve_delay(self) -> float:
+        """Seconds a new tag command stays unresolved (0: resolved at once); counts it against `count`."""
+        with self._lock:
+            delay = self._resolve_delay
+            if delay and self._resolve_count is not None:
+                self._resolve_count -= 1
+                if self._resolve_count <= 0:
+                    self._resolve_delay, self._resolve_count = 0.0, None
+            return delay
+
+    def set_odd_status(self, instance_id: str, status: str | None, reads: int | None = None) -> None:
+        """Answer `instance_id`'s invocations with `status` for `reads` reads (None: until cleared)."""
+        if reads is not None and reads < 1:
+            raise ValueError(f"odd_status reads must be at least 1 (or None: until cleared), not {reads}")
+        if status is not None and not status.strip():
+            raise ValueError("odd_status needs a status text (None clears it)")
+        with self._lock:
+            if status is None:
+                self._odd_status.pop(instance_id, None)
+            else:
+                self._odd_status[instance_id] = _OddStatus(status, reads)
+
+    def read_status(self, instance_id: str) -> str | None:
+        """The status one read shows for `instance_id`'s invocation instead of its own, if any (counted)."""
+        with self._lock:
+            rule = self._odd_status.get(instance_id)
+            if rule is None:
+                return None
+            if rule.reads is not None:
+                rule.reads -= 1
+                if rule.reads <= 0:
+                    del self._odd_status[instance_id]
+            return rule.status
+
+    def set_empty_plugins(self, instance_id: str, empty: bool = True) -> None:
+        """Answer `instance_id`'s invocations with `CommandPlugins: []` (False clears it)."""
+        with self._lock:
+            if empty:
+                self._empty_plugins.add(instance_id)
+            else:
+                self._empty_plugins.discard(instance_id)
+
+    def plugins_empty(self, instance_id: str) -> bool:
+        """Tell whether `instance_id`'s invocations are listed with no CommandPlugins."""
+        with self._lock:
+            return instance_id in self._empty_plugins
+
     def lags(self, action: str) -> bool:
         """Tell whether the read `action` is subject to the consistency delay."""
         return action in self.lagging_reads
@@ -169,6 +238,9 @@ class FaultState:
             self.consistency_delay = 0.0
             self.lagging_reads = LAGGING_READS
             self.time_scale = self.default_time_scale
+            self._resolve_delay, self._resolve_count = 0.0, None
+            self._odd_status.clear()
+            self._empty_plugins.clear()
 
     # -- queries used by the middleware and the scheduler --------------------------------
     def decide(self, action: str) -> tuple[str, int]:
@@ -246,4 +318,10 @@ class FaultState:
                 "consistency_delay": self.consistency_delay,
                 "consistency_delay_actions": list(self.lagging_reads),
                 "time_scale": self.time_scale,
+                "resolve_delay": {"seconds": self._resolve_delay, "count": self._resolve_count},
+                "odd_status": {
+                    instance: {"status": rule.status, "reads": rule.reads}
+                    for instance, rule in self._odd_status.items()
+                },
+                "empty_plugins": sorted(self._empty_plugins),
             }

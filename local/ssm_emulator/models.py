@@ -8,6 +8,7 @@ Every method here is called with the service lock held.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import TYPE_CHECKING, Any
 
 from moto.ssm.models import Command
@@ -189,6 +190,7 @@ class EmulatedCommand(Command):
         sent_monotonic: float,
         delivery_seconds: float,
         consistency_delay: float,
+        resolve_delay: float = 0.0,
     ) -> None:
         super().__init__(
             account_id=account_id,
@@ -225,6 +227,10 @@ class EmulatedCommand(Command):
         self.delivery_deadline = sent_monotonic + delivery_seconds
         #: Monotonic time before which the invocations are invisible (consistency delay).
         self.visible_after = sent_monotonic + consistency_delay
+        #: Monotonic time before which SSM has not resolved the targets: no invocation exists yet.
+        self.resolved_after = sent_monotonic + resolve_delay
+        #: Cancelled before its targets were resolved: it never had an invocation.
+        self.targets_dropped = False
         self.invocations = [Invocation(self, iid, instance_names.get(iid, "")) for iid in target_ids]
         self.concurrency = resolve_limit(request.max_concurrency, len(target_ids), 1)
         self.error_limit = resolve_limit(request.max_errors, len(target_ids), 0)
@@ -238,6 +244,17 @@ class EmulatedCommand(Command):
 
     def _get_instance_ids_from_targets(self) -> list[str]:
         return []
+
+    def awaiting_targets(self, now: float | None = None) -> bool:
+        """Tell whether SSM has not resolved the targets yet (the resolve delay): no invocation shows."""
+        return not self.targets_dropped and (time.monotonic() if now is None else now) < self.resolved_after
+
+    def drop_targets(self) -> None:
+        """Cancelled before its targets were resolved: it ends Cancelled, and no host ever gets it."""
+        self.targets_dropped = True
+        self.invocations = []
+        self.target_count = self.completed_count = self.error_count = self.delivery_timed_out_count = 0
+        self.status, self.status_details = Status.CANCELLED, Details.CANCELLED
 
     @property
     def done(self) -> bool:
@@ -281,6 +298,9 @@ class EmulatedCommand(Command):
     def response_object(self, sent: bool = False) -> dict[str, Any]:
         """Shape the API's `Command`; `sent=True` for the SendCommand answer (counts not yet known)."""
         by_tag = bool(self.targets)
+        # AWS resolves tag targets after answering SendCommand, so it reports 0 targets until then.
+        unresolved = (sent and by_tag) or self.awaiting_targets()
+        pending = (sent and bool(self.invocations)) or self.awaiting_targets()
         return {
             "CommandId": self.command_id,
             "DocumentName": self.document_name,
@@ -291,18 +311,17 @@ class EmulatedCommand(Command):
             "InstanceIds": self.instance_ids,
             "Targets": self.targets,
             "RequestedDateTime": self.requested_at,
-            "Status": Status.PENDING if sent and self.invocations else self.status,
-            "StatusDetails": Details.PENDING if sent and self.invocations else self.status_details,
+            "Status": Status.PENDING if pending else self.status,
+            "StatusDetails": Details.PENDING if pending else self.status_details,
             "OutputS3Region": self.output_s3_region or self.region,
             "OutputS3BucketName": self.output_s3_bucket_name,
             "OutputS3KeyPrefix": self.output_s3_key_prefix,
             "MaxConcurrency": self.max_concurrency,
             "MaxErrors": self.max_errors,
-            # AWS resolves tag targets after answering SendCommand, so it reports 0 targets then.
-            "TargetCount": 0 if sent and by_tag else self.target_count,
-            "CompletedCount": 0 if sent else self.completed_count,
-            "ErrorCount": 0 if sent else self.error_count,
-            "DeliveryTimedOutCount": 0 if sent else self.delivery_timed_out_count,
+            "TargetCount": 0 if unresolved else self.target_count,
+            "CompletedCount": 0 if pending or sent else self.completed_count,
+            "ErrorCount": 0 if pending or sent else self.error_count,
+            "DeliveryTimedOutCount": 0 if pending or sent else self.delivery_timed_out_count,
             "ServiceRole": self.service_role_arn,
             "NotificationConfig": self.notification_config,
             "CloudWatchOutputConfig": self.cloudwatch_output_config,

@@ -112,6 +112,8 @@ class Scheduler:
 
     # -- deciding (lock held) ------------------------------------------------------------
     def _plan_command(self, command: EmulatedCommand, now: float, plan: _Plan) -> None:
+        if command.awaiting_targets(now):
+            return  # SSM has not resolved its targets yet: nothing to deliver
         running = sum(1 for inv in command.invocations if inv.active and inv.status is not Status.PENDING)
         terminate = command.errors_exceeded()
         for invocation in command.invocations:

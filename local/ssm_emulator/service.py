@@ -78,6 +78,8 @@ class RunCommandService:
                 sent_monotonic=time.monotonic(),
                 delivery_seconds=request.timeout_seconds * self.faults.time_scale,
                 consistency_delay=self.faults.consistency_delay,
+                # Only tag targets wait for SSM to resolve them; instance ids are known at once.
+                resolve_delay=self.faults.take_resolve_delay() if not request.instance_ids else 0.0,
             )
             command.seq = next(self._seq)
             self._commands[command.command_id] = command
@@ -136,7 +138,11 @@ class RunCommandService:
                 commands = self._visible([command], "ListCommands")
             if params.get("InstanceId"):
                 instance_id = params["InstanceId"]
-                commands = [c for c in commands if any(i.instance_id == instance_id for i in c.invocations)]
+                commands = [
+                    c
+                    for c in self._resolved(commands)
+                    if any(i.instance_id == instance_id for i in c.invocations)
+                ]
             commands = [c for c in commands if all(match(c, c.status, c.status_details) for match in matches)]
             page, token = paginate(commands, lambda c: (-c.seq,), max_results, params.get("NextToken"))
             result: dict[str, Any] = {"Commands": [c.response_object() for c in page]}
@@ -157,6 +163,7 @@ class RunCommandService:
             check_instance_id_format(instance_id)
         with self.lock:
             commands = self._visible(self._commands_in(account_id, region), "ListCommandInvocations")
+            commands = self._resolved(commands)
             if command_id:
                 commands = [c for c in commands if c.command_id == command_id]
             invocations = [
@@ -168,7 +175,8 @@ class RunCommandService:
             ]
             page, token = paginate(invocations, lambda t: (-t[0], t[1]), max_results, params.get("NextToken"))
             details = bool(params.get("Details"))
-            result: dict[str, Any] = {"CommandInvocations": [inv.list_item(details) for _, _, inv in page]}
+            items = [self._as_read(inv.list_item(details), inv.instance_id) for _, _, inv in page]
+            result: dict[str, Any] = {"CommandInvocations": items}
         if token:
             result["NextToken"] = token
         return result
@@ -186,10 +194,10 @@ class RunCommandService:
         with self.lock:
             found = self._commands.get(command_id)
             mine = [c for c in [found] if c and c.account_id == account_id and c.region == region]
-            for command in self._visible(mine, "GetCommandInvocation"):
+            for command in self._resolved(self._visible(mine, "GetCommandInvocation")):
                 for invocation in command.invocations:
                     if invocation.instance_id == instance_id:
-                        return invocation.get_result()
+                        return self._as_read(invocation.get_result(), instance_id)
         raise InvocationDoesNotExist(f"No invocation of command {command_id} on instance {instance_id}.")
 
     # -- CancelCommand -----------------------------------------------------------------------
@@ -200,6 +208,8 @@ class RunCommandService:
             raise DuplicateInstanceId("An instance id is specified more than once.")
         with self.lock:
             command = self._command(account_id, region, command_id)
+            if command.awaiting_targets() and not instance_ids:
+                command.drop_targets()  # cancelled before SSM resolved its targets: nothing ever runs
             by_id = {inv.instance_id: inv for inv in command.invocations}
             unknown = [iid for iid in instance_ids if iid not in by_id]
             if unknown:
@@ -229,6 +239,16 @@ class RunCommandService:
             result["NextToken"] = token
         return result
 
+    # -- knobs -------------------------------------------------------------------------------------
+    def catch_up(self) -> int:
+        """End every command's consistency delay now (the reads catch up); return how many were hidden."""
+        now = time.monotonic()
+        with self.lock:
+            hidden = [c for c in self._commands.values() if c.visible_after > now]
+            for command in hidden:
+                command.visible_after = now
+        return len(hidden)
+
     # -- helpers ---------------------------------------------------------------------------------
     def _commands_in(self, account_id: str, region: str) -> list[EmulatedCommand]:
         return [c for c in self._commands.values() if c.account_id == account_id and c.region == region]
@@ -239,6 +259,23 @@ class RunCommandService:
             return commands
         now = time.monotonic()
         return [c for c in commands if c.visible_after <= now]
+
+    @staticmethod
+    def _resolved(commands: list[EmulatedCommand]) -> list[EmulatedCommand]:
+        """Drop the commands whose targets SSM has not resolved yet (they have no invocation yet)."""
+        now = time.monotonic()
+        return [c for c in commands if not c.awaiting_targets(now)]
+
+    def _as_read(self, item: dict[str, Any], instance_id: str) -> dict[str, Any]:
+        """An invocation as one read shows it: with the odd status or the empty plugins the knobs set."""
+        odd = self.faults.read_status(instance_id)
+        if odd is not None:
+            item["Status"] = item["StatusDetails"] = odd
+            for plugin in item.get("CommandPlugins") or ():
+                plugin["Status"] = plugin["StatusDetails"] = odd
+        if "CommandPlugins" in item and self.faults.plugins_empty(instance_id):
+            item["CommandPlugins"] = []
+        return item
 
     def _command(self, account_id: str, region: str, command_id: str) -> EmulatedCommand:
         _check_command_id(command_id)

@@ -19,7 +19,7 @@ from typing import Any
 
 from ssm_fleet.invocations import CommandSummary, InvocationResult
 from ssm_fleet.ledger import RunLedger
-from ssm_fleet.render import failure_summary, summary, table
+from ssm_fleet.render import failure_summary, summary, table, unfinished_summary
 from ssm_fleet.verdict import FailurePolicy, FailureTolerance, FleetVerdict, Outcome
 
 #: At most this many failed hosts get their full output read with GetCommandInvocation.
@@ -127,9 +127,17 @@ class CheckResult:
             "attempt": spec.attempt,
             "results": table(self.verdict, tail_lines=spec.output_tail_lines),
             "verdict": summary(self.verdict, spec.attempt),
-            "failure_summary": failure_summary(self.verdict) if self.status is CheckStatus.FAILED else "",
+            "failure_summary": self._summary(),
             "cancelled": list(self.cancelled),
         }
+
+    def _summary(self) -> str:
+        """Who failed (a failure), or who had not finished (a timeout): named, never only counted."""
+        if self.status is CheckStatus.FAILED:
+            return failure_summary(self.verdict)
+        if self.status is CheckStatus.TIMEOUT:
+            return unfinished_summary(self.verdict)
+        return ""
 
 
 def commands_to_describe(

@@ -120,6 +120,18 @@ def failure_summary(verdict: FleetVerdict, *, stderr_lines: int = 5, max_hosts: 
     return "\n".join(lines)
 
 
+def unfinished_summary(verdict: FleetVerdict, *, max_hosts: int = 25) -> str:
+    """The hosts that had not finished when the wait gave up: one line each, a status SSM added included."""
+    waiting = sorted(verdict.running, key=lambda i: i.instance_id)
+    lines = [f"{len(waiting) + verdict.unlisted} of {verdict.expected} host(s) had not finished"]
+    lines.extend(f"- {describe(invocation)}" for invocation in waiting[:max_hosts])
+    if len(waiting) > max_hosts:
+        lines.append(f"... and {len(waiting) - max_hosts} more: see the results XCom")
+    if verdict.unlisted:
+        lines.append(f"- {verdict.unlisted} host(s) not listed by SSM yet")
+    return "\n".join(lines)
+
+
 def summary(verdict: FleetVerdict, attempt: int | None = None) -> dict[str, Any]:
     """The verdict in a few JSON-serialisable numbers (for XCom and reports), stamped with ``attempt``."""
     return {

@@ -13,7 +13,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ssm_fleet import validation
 from ssm_fleet.check import (
-    CancelCommands,
     CheckStatus,
     DescribeCommands,
     GetOutput,
@@ -77,9 +76,10 @@ def finish_wait(ti: Any, payload: Mapping[str, Any], log: Any, timeout: float) -
             headline=f"{verdict.get('failed')}/{verdict.get('expected')} host(s) failed",
         )
     if status == CheckStatus.TIMEOUT:
+        unfinished = payload.get("failure_summary") or ""
         raise AirflowSensorTimeout(
             f"The wait timed out after {timeout}s; last check: {verdict.get('progress', 'none')}; "
-            f"cancelled: {payload.get('cancelled') or 'nothing'}"
+            f"cancelled: {payload.get('cancelled') or 'nothing'}" + (f"\n{unfinished}" if unfinished else "")
         )
     raise AirflowException(f"SSM fleet wait failed: {payload.get('message') or payload!r}")
 
@@ -225,12 +225,22 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
             return self._check_then_defer(context)
         try:
             return super().execute(context)
-        except AirflowSensorTimeout as timeout:
-            cancelled = []
-            if self.cancel_on_timeout:
-                cancelled = self._answer(CancelCommands(self.spec.command_ids, "the wait timed out"))
-            self._stamp(context, "timeout", f"{timeout}; cancelled: {cancelled or 'nothing'}")
+        except AirflowSensorTimeout:
+            return self._deadline_check(context)
+
+    def _deadline_check(self, context: Context) -> None:
+        """The deadline's check, as the trigger's: one more read, then the verdict or the timeout.
+
+        A fleet that finished since the last poke ends with its verdict; one still running is
+        cancelled (``cancel_on_timeout``) and the timeout names every host that had not finished.
+        """
+        try:
+            result = self._drive(fleet_check(self.spec, timed_out=True))
+        except (AirflowException, ClientError, BotoCoreError) as error:
+            self._stamp(context, CheckStatus.TIMEOUT.value, f"timed out; the last check failed: {error}")
             raise
+        self._log_check(result.verdict)
+        finish_wait(context["ti"], result.payload(self.spec), self.log, self.timeout)
 
     def _stamp(self, context: Context, outcome: str, text: str) -> None:
         """Record that this attempt's wait ended without a verdict over hosts, and why."""

@@ -173,6 +173,15 @@ class TestTimeoutRule:
         assert isinstance(ssm.requests[0], ListInvocations), "the last read comes first"
         assert result.verdict.outcome is Outcome.RUNNING
 
+    def test_a_timeout_names_each_host_not_finished_with_a_status_ssm_added(self):
+        listing = [api_invocation(IDS[0]), api_invocation(IDS[1], "Paused", code=-1)]
+        ssm = FakeSsm({"cmd-1": listing}, [api_command("cmd-1", "Success", 2)])
+        result = ssm.run(spec("cmd-1"), timed_out=True)
+        assert result.status is CheckStatus.TIMEOUT
+        summary = result.payload(spec("cmd-1"))["failure_summary"]
+        assert summary.splitlines()[0] == "1 of 2 host(s) had not finished"
+        assert IDS[1] in summary and "'Paused'" in summary and IDS[0] not in summary
+
     def test_without_cancel_on_timeout_nothing_is_cancelled(self):
         listing = [api_invocation(IDS[0], "InProgress", code=-1)]
         ssm = FakeSsm({"cmd-1": listing}, [api_command("cmd-1", "InProgress", 1)])
