@@ -12,6 +12,8 @@ from cots_ssm.status import Status, StatusDetails
 
 from .fleet_rows import XSS, api_command, api_invocation, instance_id, rows
 
+pytestmark = pytest.mark.matrix
+
 DAG, RUN = "cots_nightly_batch", "manual__2026-11-27T02:30:00+00:00"
 
 

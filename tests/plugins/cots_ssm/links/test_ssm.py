@@ -1,5 +1,7 @@
 from types import SimpleNamespace
 
+import pytest
+
 from cots_ssm.links.ssm import (
     CloudWatchOutputLink,
     FleetPageLink,
@@ -8,6 +10,8 @@ from cots_ssm.links.ssm import (
     run_command_url,
 )
 from cots_ssm_plugin import CotsSsmPlugin
+
+pytestmark = pytest.mark.matrix
 
 
 def test_run_command_url():

@@ -70,6 +70,7 @@ def statuses(ssm, command_ids):
     return {c: ssm.list_commands(CommandId=c)["Commands"][0]["Status"] for c in command_ids}
 
 
+@pytest.mark.matrix
 class TestSerialize:
     def test_round_trip_by_classpath_and_kwargs(self):
         first = SsmFleetTrigger(
@@ -99,6 +100,7 @@ class TestSerialize:
 
 
 class TestVerdicts:
+    @pytest.mark.matrix
     def test_success_carries_the_table_with_attempts(self, aws, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids)
         event = run(trigger(sent["command_ids"]))
@@ -120,6 +122,7 @@ class TestVerdicts:
         wait_until(lambda: set(statuses(ssm, sent["command_ids"]).values()) <= ended, what="cancelled")
         wait_until(lambda: aws.control.live_process_groups() == [], what="no script left running")
 
+    @pytest.mark.matrix
     def test_deadline_cancels_and_yields_a_timeout_event(self, aws, ssm, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 60"])
         deadline = time.time() + 2
@@ -244,6 +247,7 @@ class TestFleetOf200ByTag:
         assert len(event["results"]) == 200
 
 
+@pytest.mark.matrix
 class TestSensorGlue:
     def test_execute_defers_with_a_trigger_carrying_the_rendered_values(self, aws, ssm, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 60"])
@@ -266,7 +270,7 @@ class TestSensorGlue:
         assert trig.aws_conn_id == "aws_default"
 
     def test_deferred_wait_resumes_with_the_triggers_event(self, aws, make_context):
-        """execute -> TaskDeferred -> the trigger's run (sensor's botocore config) -> execute_complete."""
+        """Execute -> TaskDeferred -> the trigger's run (sensor's botocore config) -> execute_complete."""
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 3", "echo ok"])
         op = SsmRunCommandFleetSensor(
             task_id="wait", command_ids=sent["command_ids"], deferrable=True, poke_interval=1
