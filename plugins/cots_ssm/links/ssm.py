@@ -30,6 +30,7 @@ def log_group_fragment(log_group: str) -> str:
 
 
 def log_group_url(region_name: str, log_group: str, aws_domain: str = "aws.amazon.com") -> str:
+    """The CloudWatch console URL of a log group."""
     return CloudWatchOutputLink.format_str.format(
         region_name=region_name, aws_domain=aws_domain, log_group=log_group_fragment(log_group)
     )
@@ -68,4 +69,5 @@ class FleetPageLink(BaseOperatorLink):
     name = "Fleet"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        """The fleet page of the task's run."""
         return fleet_page_url(ti_key.dag_id, ti_key.run_id)

@@ -228,6 +228,7 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         return [i for i in resolved if i in known]
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Send the batch to the hosts this attempt must run, adopting what it sent already."""
         try:
             ids, tags = self._targets()
             send_kwargs = self.build_send_kwargs()
@@ -374,6 +375,7 @@ class SsmFleetPreflightOperator(_FleetTargetsOperator):
         self.preflight = True
 
     def execute(self, context: Context) -> list[str]:
+        """Check the fleet before anything is sent; push and return the instances online in SSM."""
         try:
             ids, tags = self._targets()
             validation.script_arguments(validation.from_template(self.script_arguments))
@@ -445,6 +447,7 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         self.settle_seconds = settle_seconds
 
     def execute(self, context: Context) -> list[str]:
+        """Cancel what the run's commands still run; fail for a run stopped mid-batch."""
         if validation.boolean("run_skipped", self.run_skipped):
             raise AirflowSkipException("The run was skipped before anything was sent: nothing to clean up")
         known = validation.from_template(self.command_ids)
