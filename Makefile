@@ -35,20 +35,21 @@ system-tools:
 	fi
 
 # `make test`: about 15 minutes on 2 cores from a fresh clone (venvs included). Lint first, then the
-# suite as five pytest processes (make -j). Most of the wall time is end-to-end runs waiting on
-# Airflow, so the two end-to-end halves (each its own `airflow standalone`) run beside the CPU-bound
-# rest; the matrix and the distributed suite start once the unit tests are done:
-#   test-e2e-ledger   tests/e2e/test_run_ledger*.py: Clear, mark failed, lost answers (about 9 min)
-#   test-e2e          the other end-to-end and browser tests
-#   test-unit         everything else in the main venv (Airflow 3.3.2, Python 3.11): with the two
+# suite as five pytest processes (make -j). Most of their wall time is Airflow runs waiting on batches
+# and poll intervals, not CPU, so the three suites that run Airflow start together with the unit tests,
+# and the matrix follows the unit tests:
+#   test-e2e-ledger   tests/e2e/test_run_ledger*.py: Clear, mark failed, lost answers (airflow standalone)
+#   test-e2e          the other end-to-end and browser tests (an airflow standalone of their own)
+#   test-distributed  CeleryExecutor + PostgreSQL + Redis, two workers
+#   test-unit         everything else in the main venv (Airflow 3.3.2, Python 3.11): with the three
 #                     above, the whole suite runs once
-#   test-matrix       the version-sensitive tests on each MWAA Airflow (below), one version at a time
-#   test-distributed  CeleryExecutor + PostgreSQL + Redis
+#   test-matrix       the version-sensitive tests on each MWAA Airflow (below), after test-unit; their
+#                     runs wait on dag.test() and emulated batches more than they compute
 # Each pytest prints its 15 slowest tests (pyproject addopts); --output-sync keeps each one's output whole.
 E2E_LEDGER := $(wildcard tests/e2e/test_run_ledger*.py)
 test: lint lint-deploy system-tools
-	$(MAKE) -j5 --output-sync=target AFTER_UNIT=test-unit test-e2e-ledger test-e2e test-unit \
-		test-matrix test-distributed
+	$(MAKE) -j5 --output-sync=target AFTER_UNIT=test-unit test-e2e-ledger test-e2e test-distributed \
+		test-unit test-matrix
 
 test-unit: venv
 	$(PY) -m pytest -p no:cacheprovider -m "not e2e and not distributed"
@@ -60,7 +61,7 @@ test-e2e: venv
 	$(PY) -m pytest -p no:cacheprovider -m e2e tests/e2e $(addprefix --ignore=,$(E2E_LEDGER))
 
 # CeleryExecutor + PostgreSQL + Redis, two workers, 200 instances, faults (README "Running at scale").
-test-distributed: venv | $(AFTER_UNIT)
+test-distributed: venv
 	$(PY) -m pytest -p no:cacheprovider -m distributed tests/distributed
 
 clean:
@@ -86,7 +87,7 @@ mwaa: venv
 	$(PY) mwaa/bundle.py build/mwaa
 
 # ---- Amazon MWAA: the stack's linters, one-command deployment, and the version matrix ----
-.PHONY: lint-deploy mwaa-policy mwaa-deploy test-matrix matrix-venvs test-oldest
+.PHONY: lint-deploy mwaa-policy mwaa-deploy test-matrix test-oldest
 
 # cfn-lint on the CloudFormation template; parliament, the scope and coverage checks on both roles'
 # policies. The execution role's, in the template and in mwaa/execution-role-policy.json, must be the
@@ -133,18 +134,13 @@ matrix_venv = .venv-airflow-$(1)-py$(MATRIX_PY_VERSION)
 	$(@D)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r $<
 	touch $@
 
-test-airflow-%: $(call matrix_venv,%)/.installed
+test-airflow-%: $(call matrix_venv,%)/.installed | $(AFTER_UNIT)
 	@$(MATRIX_WARNING)
 	@echo "== Airflow $* on Python $(MATRIX_PY_VERSION) ($(call matrix_venv,$*)): the tests marked matrix"
 	$(call matrix_venv,$*)/bin/python -m pytest -q -p no:cacheprovider -m matrix --ignore=tests/e2e --ignore=tests/distributed
 
-# The venvs are built one after the other as soon as make starts (beside the end-to-end suites, which
-# wait on Airflow); the versions run one at a time after test-unit: each is CPU-bound.
-MATRIX_STAMPS := $(foreach version,$(MWAA_AIRFLOW),$(call matrix_venv,$(version))/.installed)
-matrix-venvs:
-	$(foreach stamp,$(MATRIX_STAMPS),$(MAKE) --no-print-directory $(stamp) &&) true
-
-test-matrix: matrix-venvs | $(AFTER_UNIT)
-	$(foreach version,$(MWAA_AIRFLOW),$(MAKE) --no-print-directory test-airflow-$(version) &&) true
+# Under `make test` (-j5) a version starts once test-unit has ended: its venv is built before, in the one
+# job slot the four other suites leave free, so the venvs are built one after the other meanwhile.
+test-matrix: $(foreach version,$(MWAA_AIRFLOW),test-airflow-$(version))
 
 test-oldest: test-airflow-$(firstword $(MWAA_AIRFLOW))

@@ -16,7 +16,7 @@ import pytest
 from devenv import LocalAws, airflow_env, drain_alerts, migrate, standalone
 
 DAG = "cots_nightly_batch"
-DAGRUN_TIMEOUT_HOURS = 0.05
+DAGRUN_TIMEOUT_HOURS = 0.035
 
 
 def free_port() -> int:
@@ -141,7 +141,8 @@ def start_standalone():
 @pytest.fixture(scope="package")
 def api(emulator, tmp_path_factory):
     # The nightly tick was 12 hours ago: unpausing creates that scheduled run, which must be skipped.
-    # dagrun_timeout is 3 minutes so a timed-out run can be watched (every other run ends sooner).
+    # dagrun_timeout is 126 s so a timed-out run can be watched without a long wait; every other run
+    # ends sooner (the longest, a Clear mid-way through test_run_ledger's 40 s batch, about 70 s loaded).
     due = datetime.now(UTC) - timedelta(hours=12)
     with standalone_api(
         emulator,
