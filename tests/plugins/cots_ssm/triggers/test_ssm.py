@@ -222,29 +222,31 @@ class TestVerdicts:
         assert aws.control.counters()["ListCommandInvocations"]["throttled"] == 2
 
 
-class TestFleetOf200ByTag:
+class TestFleetOf110ByTag:
+    """Three pages of one tag command (50, 50, 10): the failure on the last, short page."""
+
     @pytest.fixture(scope="class")
     def fleet(self, emulator):
-        return emulator.add_instances(200, tags={"Role": "fleet200"})
+        return emulator.add_instances(110, tags={"Role": "fleet110"})
 
     def test_failure_on_page_3_names_the_instance_and_exit_code(self, aws, fleet, ssm, make_context):
-        bad = fleet[120]
-        sent = send(make_context(), target_tags={"Role": ["fleet200"]}, max_errors="100%",
+        bad = fleet[105]
+        sent = send(make_context(), target_tags={"Role": ["fleet110"]}, max_errors="100%",
                     max_concurrency="100%", commands=fail_on(bad, 4))  # fmt: skip
         (command_id,) = sent["command_ids"]
         event = run(trigger(sent["command_ids"]))
         pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id)
         page_of = {i["InstanceId"]: n for n, page in enumerate(pages, 1) for i in page["CommandInvocations"]}
-        assert len(page_of) == 200 and page_of[bad] == 3, "the failure must sit on the third page"
+        assert len(page_of) == 110 and page_of[bad] == 3, "the failure must sit on the third page"
         assert event["status"] == CheckStatus.FAILED
         assert (
             f"{bad}" in event["failure_summary"]
             and "Failed (Failed), exit code 4" in event["failure_summary"]
         )
-        assert "1 of 200 host(s) failed" in event["failure_summary"]
+        assert "1 of 110 host(s) failed" in event["failure_summary"]
         failed = [r for r in event["results"] if r["status"] == "Failed"]
         assert [(r["instance_id"], r["exit_code"]) for r in failed] == [(bad, 4)]
-        assert len(event["results"]) == 200
+        assert len(event["results"]) == 110
 
 
 @pytest.mark.matrix
