@@ -207,7 +207,7 @@ def api(emulator, tmp_path_factory):
             lambda runs: (
                 runs["dag_runs"] and all(r["state"] in ("success", "failed") for r in runs["dag_runs"])
             ),
-            time.monotonic() + 180,
+            time.monotonic() + 300,
             "the scheduled run",
         )
         client.late_scheduled_run = runs["dag_runs"][0]
