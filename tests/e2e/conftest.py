@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import shutil
 import socket
 import time
@@ -34,9 +35,20 @@ DAGRUN_TIMEOUT_HOURS = 0.035
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free port below Linux's ephemeral range (32768 and up), which ``bind(0)`` hands out.
+
+    Airflow binds the port seconds after it was chosen; under ``make test`` five suites start
+    servers on ``bind(0)`` ports meanwhile, and one of them took an ephemeral port chosen here.
+    """
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 class Api:
@@ -58,7 +70,11 @@ class Api:
             with urllib.request.urlopen(request, timeout=30) as answer:
                 return answer.status, json.loads(answer.read() or b"{}")
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
+            text = error.read()
+            try:
+                return error.code, json.loads(text or b"{}")
+            except ValueError:  # not Airflow's JSON (a proxy, or another server on the port)
+                return error.code, {"error": text[:500].decode(errors="replace")}
 
     def login(self, deadline: float) -> None:
         while time.monotonic() < deadline:
