@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-distributed lint system-tools demo run mwaa clean
+.PHONY: venv test test-unit test-e2e test-e2e-ledger test-distributed lint system-tools demo run mwaa clean
 
 venv: $(STAMP)
 
@@ -34,12 +34,31 @@ system-tools:
 		then echo "installed:$$missing"; else echo "not installed:$$missing (their tests will be skipped)"; fi; \
 	fi
 
-# The matrix runs two versions at a time: each run is one pytest process, and CI has 2 cores.
-# The distributed suite mostly waits on its Celery stack: it runs beside the matrix (two versions at
-# a time), which keeps CPU busy meanwhile. The end-to-end suite stays alone (its timing under load).
+# `make test`: about 15 minutes on 2 cores from a fresh clone (venvs included). Lint first, then the
+# suite as five pytest processes (make -j). Most of their wall time is Airflow runs waiting on batches
+# and poll intervals, not CPU, so the three suites that run Airflow start together with the unit tests,
+# and the matrix follows the unit tests:
+#   test-e2e-ledger   tests/e2e/test_run_ledger*.py: Clear, mark failed, lost answers (airflow standalone)
+#   test-e2e          the other end-to-end and browser tests (an airflow standalone of their own)
+#   test-distributed  CeleryExecutor + PostgreSQL + Redis, two workers
+#   test-unit         everything else in the main venv (Airflow 3.3.2, Python 3.11): with the three
+#                     above, the whole suite runs once
+#   test-matrix       the version-sensitive tests on each MWAA Airflow (below), after test-unit; their
+#                     runs wait on dag.test() and emulated batches more than they compute
+# Each pytest prints its 15 slowest tests (pyproject addopts); --output-sync keeps each one's output whole.
+E2E_LEDGER := $(wildcard tests/e2e/test_run_ledger*.py)
 test: lint lint-deploy system-tools
-	$(PY) -m pytest -m "not distributed"
-	$(MAKE) -j3 --output-sync=target test-distributed test-matrix
+	$(MAKE) -j5 --output-sync=target AFTER_UNIT=test-unit test-e2e-ledger test-e2e test-distributed \
+		test-unit test-matrix
+
+test-unit: venv
+	$(PY) -m pytest -p no:cacheprovider -m "not e2e and not distributed"
+
+test-e2e-ledger: venv
+	$(PY) -m pytest -p no:cacheprovider -m e2e $(E2E_LEDGER)
+
+test-e2e: venv
+	$(PY) -m pytest -p no:cacheprovider -m e2e tests/e2e $(addprefix --ignore=,$(E2E_LEDGER))
 
 # CeleryExecutor + PostgreSQL + Redis, two workers, 200 instances, faults (README "Running at scale").
 test-distributed: venv
@@ -93,21 +112,15 @@ mwaa-deploy: venv
 	$(PY) deploy/mwaa_deploy.py --env "$(ENV)" --bucket "$(BUCKET)" $(if $(REGION),--region "$(REGION)") \
 		$(if $(filter-out 0,$(DRY_RUN)),--dry-run)
 
-# The version-sensitive tests on every Airflow 3 version of MWAA with its amazon provider
-# (requirements/airflow-<version>-lock.txt), and on the newest release we develop on (requirements.txt,
-# locked by constraints.txt), all on Python 3.12 like MWAA. Each venv is built once (its stamp follows
-# its lock). `make test-airflow-3.2.1` runs one of them.
+# The version-sensitive tests (marker `matrix`: imports, DagBag of the jobs file and its schedules, one
+# DAG run through dag.test() on the emulator, hook, operators, sensor, trigger round trip, notifier,
+# links and the UI plugin's app, the MWAA bundle) on every Airflow 3 version of MWAA with its amazon
+# provider (requirements/airflow-<version>-lock.txt), on Python 3.12 like MWAA. The pure model and the
+# emulator's own tests import neither Airflow nor the provider: they run once, in test-unit. The newest
+# release we develop on (3.3.2, requirements.txt) is not a matrix entry: test-unit already runs the whole
+# suite on it; the only difference would be Python 3.12, which the MWAA versions cover. Each venv is
+# built once (its stamp follows its lock). `make test-airflow-3.2.1` runs one version.
 MWAA_AIRFLOW := 3.0.6 3.2.1 3.3.1
-NEWEST_AIRFLOW := $(shell sed -n 's/^apache-airflow==//p' requirements.txt)
-# Version-sensitive: what imports Airflow or the provider and runs through them (DagBag of the jobs file
-# and its schedules, hook, operators, sensor, trigger round trip, notifier, links and the UI plugin's
-# app, the trigger form's Params, the MWAA bundle). The pure model (ledger, check, verdict, texts,
-# validation) and the emulator's own tests import neither: they run once, in the main venv, with the
-# rest of the suite.
-MATRIX_TESTS := tests/dags tests/deploy/test_mwaa.py tests/plugins/ssm_fleet/hooks tests/plugins/ssm_fleet/operators \
-	tests/plugins/ssm_fleet/sensors tests/plugins/ssm_fleet/triggers tests/plugins/ssm_fleet/notifications \
-	tests/plugins/ssm_fleet/links tests/plugins/cots_ssm/fleet/test_app.py tests/plugins/cots_ssm/jobs \
-	tests/plugins/cots_ssm/test_params.py
 ifndef MATRIX_PYTHON  # python3.12 on PATH (a pyenv shim only if it runs), else pyenv's 3.12.x
 MATRIX_PYTHON := $(shell for py in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3); do \
 	$$py -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null && break; done)
@@ -126,16 +139,13 @@ matrix_venv = .venv-airflow-$(1)-py$(MATRIX_PY_VERSION)
 	$(@D)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r $<
 	touch $@
 
-$(call matrix_venv,$(NEWEST_AIRFLOW))/.installed: requirements.txt requirements-dev.txt constraints.txt
-	$(MATRIX_PYTHON) -m venv $(@D)
-	$(@D)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
-	touch $@
-
-test-airflow-%: $(call matrix_venv,%)/.installed
+test-airflow-%: $(call matrix_venv,%)/.installed | $(AFTER_UNIT)
 	@$(MATRIX_WARNING)
-	@echo "== Airflow $* on Python $(MATRIX_PY_VERSION) ($(call matrix_venv,$*)): $(MATRIX_TESTS)"
-	$(call matrix_venv,$*)/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
+	@echo "== Airflow $* on Python $(MATRIX_PY_VERSION) ($(call matrix_venv,$*)): the tests marked matrix"
+	$(call matrix_venv,$*)/bin/python -m pytest -q -p no:cacheprovider -m matrix --ignore=tests/e2e --ignore=tests/distributed
 
-test-matrix: $(foreach version,$(MWAA_AIRFLOW) $(NEWEST_AIRFLOW),test-airflow-$(version))
+# Under `make test` (-j5) a version starts once test-unit has ended: its venv is built before, in the one
+# job slot the four other suites leave free, so the venvs are built one after the other meanwhile.
+test-matrix: $(foreach version,$(MWAA_AIRFLOW),test-airflow-$(version))
 
 test-oldest: test-airflow-$(firstword $(MWAA_AIRFLOW))

@@ -229,7 +229,7 @@ def provider_deferrable_running(control: Any) -> Callable[[list[str], str], Chec
 
 # -- one fleet size ----------------------------------------------------------------------------------------
 def approaches(control: Any) -> dict[str, tuple[Callable, Callable]]:
-    """name -> (running check, final check)."""
+    """Map each approach's name to its (running check, final check)."""
     found = {"ours reschedule": (ours_reschedule, ours_reschedule)}
     if ours_deferrable_available():
         found["ours deferrable"] = (ours_deferrable, ours_deferrable)

@@ -32,6 +32,7 @@ def pasted(page: str, bench: str) -> str:
 
 
 def main() -> int:
+    """Paste the last bench tables into docs/benchmarks.md; 1 when there is no bench output."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", type=Path, default=ROOT / "build" / "bench" / "bench.md")
     parser.add_argument("--check", action="store_true", help="exit 1 if the page is not up to date")

@@ -36,6 +36,7 @@ class CotsFailureNotifier(SsmFailureSnsNotifier):
     """The task failure alert of a job: the library's, with the COTS wording and the fleet page."""
 
     def decorate(self, alert: FailureAlert, context: Any) -> FailureAlert:
+        """The library's alert, dressed: see :func:`dress`."""
         return dress(alert, context)
 
 
@@ -43,6 +44,7 @@ class CotsRunFailureNotifier(SsmDagRunFailureNotifier):
     """The DAG run failure alert of a job: the library's, with the COTS wording and the fleet page."""
 
     def decorate(self, alert: FailureAlert, context: Any) -> FailureAlert:
+        """The library's alert, dressed: see :func:`dress`."""
         return dress(alert, context)
 
 

@@ -143,14 +143,17 @@ class InvocationResult:
 
     @property
     def finished(self) -> bool:
+        """Whether the invocation ended (any status but a running one)."""
         return not is_running(self.status)
 
     @property
     def failed(self) -> bool:
+        """Whether the invocation ended in a failure status."""
         return is_failure(self.status)
 
     @property
     def duration_seconds(self) -> float | None:
+        """Seconds from start to end of the script (``None`` until both are known)."""
         if self.started_at is None or self.finished_at is None:
             return None
         return max(0.0, (self.finished_at - self.started_at).total_seconds())
@@ -209,6 +212,7 @@ class CommandSummary:
 
     @property
     def expected_count(self) -> int:
+        """How many invocations the command will have: its target count or its instance ids."""
         return max(self.target_count, len(self.instance_ids))
 
     @property

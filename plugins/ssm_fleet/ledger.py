@@ -46,6 +46,7 @@ class HostRecord:
 
     @property
     def latest(self) -> InvocationResult:
+        """The host's newest invocation."""
         return self.invocations[-1]
 
     def before(self, attempt: int) -> InvocationResult | None:

@@ -86,13 +86,16 @@ class CommandChunk:
 
     @property
     def token(self) -> Token:
+        """The run token of this chunk."""
         return Token(self.digest, self.attempt, self.index, self.total)
 
     def comment(self, user_comment: str = "") -> str:
+        """The command's ``Comment``: the user's text, then the run token."""
         token = f"[af:{self.digest} r{self.attempt} {self.index}/{self.total}]"
         return f"{user_comment} {token}" if user_comment else token
 
     def target_kwargs(self) -> dict[str, Any]:
+        """The SendCommand arguments that name this chunk's targets."""
         if self.instance_ids:
             return {"InstanceIds": list(self.instance_ids)}
         return {"Targets": [dict(t) for t in self.targets]}

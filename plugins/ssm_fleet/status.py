@@ -105,14 +105,17 @@ def read_status(value: object) -> Status:
 
 
 def is_running(status: Status) -> bool:
+    """Whether an invocation in this status may still change (not ended)."""
     return status in RUNNING_STATUSES
 
 
 def is_success(status: Status) -> bool:
+    """Whether this status is a success."""
     return status in SUCCESS_STATUSES
 
 
 def is_failure(status: Status) -> bool:
+    """Whether this status is a failure."""
     return status in FAILURE_STATUSES
 
 

@@ -167,6 +167,7 @@ def rate_control(field: str, value: Any) -> str | None:
 
 
 def document_name(value: Any) -> str:
+    """Return the document name, or raise naming the field and the value."""
     if not isinstance(value, str) or not DOCUMENT_NAME.match(value):
         raise InvalidParameterError("document_name", value, "not a valid SSM document name or ARN")
     return value
@@ -184,6 +185,7 @@ def comment(value: Any, *, reserved: int) -> str:
 
 
 def s3_output(bucket: Any, prefix: Any) -> tuple[str | None, str | None]:
+    """Return the S3 output bucket and prefix; a prefix needs a bucket."""
     if bucket in (None, ""):
         if prefix:
             raise InvalidParameterError("output_s3_key_prefix", prefix, "needs output_s3_bucket_name")
@@ -196,6 +198,7 @@ def s3_output(bucket: Any, prefix: Any) -> tuple[str | None, str | None]:
 
 
 def log_group(value: Any) -> str | None:
+    """Return the CloudWatch log group name (``None`` when not set), or raise naming it."""
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not LOG_GROUP.match(value):
@@ -206,6 +209,7 @@ def log_group(value: Any) -> str | None:
 
 
 def working_directory(value: Any) -> str | None:
+    """Return the working directory (``None`` when not set), or raise naming it."""
     if value in (None, ""):
         return None
     if not isinstance(value, str) or CONTROL_CHARS.search(value) or len(value) > 4096:

@@ -68,6 +68,7 @@ class FailurePolicy(enum.StrEnum):
 
     @classmethod
     def parse(cls, value: str | FailurePolicy, *, field_name: str = "failure_policy") -> FailurePolicy:
+        """Read a policy from a form or jobs-file value, or raise naming ``field_name`` and the value."""
         try:
             return cls(str(value).strip().lower())
         except ValueError:
@@ -108,14 +109,17 @@ class FleetVerdict:
 
     @property
     def failed(self) -> tuple[InvocationResult, ...]:
+        """The hosts that failed."""
         return tuple(i for i in self.invocations if i.failed)
 
     @property
     def finished(self) -> tuple[InvocationResult, ...]:
+        """The hosts that ended."""
         return tuple(i for i in self.invocations if i.finished)
 
     @property
     def running(self) -> tuple[InvocationResult, ...]:
+        """The hosts still running."""
         return tuple(i for i in self.invocations if not i.finished)
 
     @property

@@ -20,6 +20,8 @@ import pendulum
 import pytest
 import yaml
 
+pytestmark = pytest.mark.matrix
+
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "cots_jobs.py"
 NIGHTS = ["2026-11-27", "2026-11-28", "2026-11-29"]

@@ -17,6 +17,8 @@ import pendulum
 import pytest
 import yaml
 
+pytestmark = pytest.mark.matrix
+
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "cots_jobs.py"
 PARIS_0230 = {

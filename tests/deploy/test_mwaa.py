@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "mwaa"))
 from bundle import bundle  # noqa: E402
 
+pytestmark = pytest.mark.matrix
+
 
 @pytest.fixture(scope="module")
 def upload(tmp_path_factory):

@@ -1,7 +1,9 @@
-"""The distributed stack for the whole module: PostgreSQL, Redis, the emulator (200 instances) and
-Airflow on CeleryExecutor (api-server, scheduler, dag-processor, triggerer, two workers), started
-once by ``cluster.Cluster`` with the settings of ``docker-compose.yaml``; each test triggers its own
-run. The REST client and the alert reader are the end-to-end suite's own (tests/e2e, tests/conftest).
+"""The distributed stack for the whole module, started once.
+
+PostgreSQL, Redis, the emulator (200 instances) and Airflow on CeleryExecutor (api-server,
+scheduler, dag-processor, triggerer, two workers), started once by ``cluster.Cluster`` with the
+settings of ``docker-compose.yaml``; each test triggers its own run. The REST client and the alert
+reader are the end-to-end suite's own (tests/e2e, tests/conftest).
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@ import re
 from pathlib import Path
 
 import pendulum
+import pytest
 from airflow.sdk import DAG
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+pytestmark = pytest.mark.matrix
 
 
 def library_example() -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
+import shutil
 import socket
 import time
 import urllib.error
@@ -13,16 +15,40 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from devenv import LocalAws, airflow_env, drain_alerts, migrate, standalone
 
 DAG = "cots_nightly_batch"
+ROOT = Path(__file__).resolve().parents[2]
+#: A job whose script takes the date and that accepts backfills (test_backfill.py).
+DATED = {
+    "id": "dated_batch",
+    "schedule": "0 3 * * *",
+    "target_tags": {"Role": ["cots"]},
+    "script": "echo",
+    "script_arguments": ["--date", "{logical_date}"],
+    "run_types": ["scheduled", "manual", "backfill"],
+}
+#: A test-only DAG waiting in deferrable mode (test_deferrable.py).
+DEFERRABLE_DAG = Path(__file__).resolve().parent / "deferrable_dags" / "cots_deferrable_wait.py"
 DAGRUN_TIMEOUT_HOURS = 0.05
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free port below Linux's ephemeral range (32768 and up), which ``bind(0)`` hands out.
+
+    Airflow binds the port seconds after it was chosen; under ``make test`` five suites start
+    servers on ``bind(0)`` ports meanwhile, and one of them took an ephemeral port chosen here.
+    """
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 class Api:
@@ -44,7 +70,11 @@ class Api:
             with urllib.request.urlopen(request, timeout=30) as answer:
                 return answer.status, json.loads(answer.read() or b"{}")
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
+            text = error.read()
+            try:
+                return error.code, json.loads(text or b"{}")
+            except ValueError:  # not Airflow's JSON (a proxy, or another server on the port)
+                return error.code, {"error": text[:500].decode(errors="replace")}
 
     def login(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -57,10 +87,16 @@ class Api:
                     if status in (200, 201):
                         self.token = answer["access_token"]
                         return
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(1)
         raise AssertionError("airflow standalone did not come up")
+
+    def for_dag(self, dag_id: str) -> Api:
+        """A client of the same Airflow, logged in, for another of its DAGs."""
+        other = Api(self.base, self.password_file, dag_id)
+        other.token = self.token
+        return other
 
     def run_path(self, run_id: str) -> str:
         return f"/api/v2/dags/{self.dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}"
@@ -90,9 +126,13 @@ class Api:
         return json.loads(value) if isinstance(value, str) else value
 
     def wait_for(self, path: str, ready, deadline: float, what: str) -> dict:
+        """Poll ``path`` until ``ready(answer)``; an answer slow to come (a loaded machine) counts as no."""
         answer: dict = {}
         while time.monotonic() < deadline:
-            status, answer = self.call("GET", path)
+            try:
+                status, answer = self.call("GET", path)
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+                status, answer = 0, {"error": repr(error)}
             if status == 200 and ready(answer):
                 return answer
             time.sleep(1)
@@ -125,9 +165,10 @@ def standalone_api(
         client = Api(
             f"http://localhost:{port}", home / "simple_auth_manager_passwords.json.generated", dag_id
         )
-        client.login(time.monotonic() + 120)
+        # Generous deadlines: `make test` starts three Airflows at once on 2 cores.
+        client.login(time.monotonic() + 240)
         client.wait_for(
-            f"/api/v2/dags/{dag_id}", lambda dag: dag.get("dag_id") == dag_id, time.monotonic() + 120, "DAG"
+            f"/api/v2/dags/{dag_id}", lambda dag: dag.get("dag_id") == dag_id, time.monotonic() + 240, "DAG"
         )
         yield client
 
@@ -139,9 +180,36 @@ def start_standalone():
 
 
 @pytest.fixture(scope="package")
+def side_airflow(emulator, tmp_path_factory):
+    """A second ``airflow standalone``, shared by the modules whose DAGs are not the shipped jobs file.
+
+    Its DAG folder holds the jobs' DAG file with a jobs file of one job, :data:`DATED` (it accepts
+    backfills), and the test-only :data:`DEFERRABLE_DAG`; poll interval 2 s. One Airflow for both
+    saves a start (migrate, four processes, first parse) in the end-to-end run. Use
+    ``side_airflow.for_dag(dag_id)``.
+    """
+    dags = tmp_path_factory.mktemp("side-dags")
+    shutil.copy(ROOT / "dags" / "cots_jobs.py", dags)
+    (dags / "cots_jobs.yaml").write_text(yaml.safe_dump({"jobs": [DATED]}))
+    shutil.copy(DEFERRABLE_DAG, dags)
+    home = tmp_path_factory.mktemp("airflow-side")
+    with standalone_api(emulator, home, DATED["id"], dags_folder=dags, POLL_SECONDS="2") as client:
+        deferrable = client.for_dag(DEFERRABLE_DAG.stem)
+        deferrable.wait_for(
+            f"/api/v2/dags/{deferrable.dag_id}",
+            lambda dag: dag.get("dag_id") == deferrable.dag_id,
+            time.monotonic() + 120,
+            "the deferrable DAG",
+        )
+        yield client
+
+
+@pytest.fixture(scope="package")
 def api(emulator, tmp_path_factory):
     # The nightly tick was 12 hours ago: unpausing creates that scheduled run, which must be skipped.
-    # dagrun_timeout is 3 minutes so a timed-out run can be watched (every other run ends sooner).
+    # dagrun_timeout is 3 minutes so a timed-out run can be watched (every other run ends sooner). Not
+    # shorter: with three Airflows starting at once under `make test`, 126 s timed out the late
+    # scheduled run itself (its window task failed) on a loaded machine.
     due = datetime.now(UTC) - timedelta(hours=12)
     with standalone_api(
         emulator,
@@ -156,7 +224,7 @@ def api(emulator, tmp_path_factory):
             lambda runs: (
                 runs["dag_runs"] and all(r["state"] in ("success", "failed") for r in runs["dag_runs"])
             ),
-            time.monotonic() + 180,
+            time.monotonic() + 300,
             "the scheduled run",
         )
         client.late_scheduled_run = runs["dag_runs"][0]

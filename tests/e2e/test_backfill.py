@@ -2,19 +2,17 @@
 
 The nightly job lists scheduled and manual runs only (the shared ``api`` fixture): Airflow refuses
 its backfill before any run exists, and nothing reaches SSM. A job whose script takes the date and
-lists ``backfill`` (an Airflow of its own) runs once per night, each with that night's date. (On
-3.0 and 3.1 the window task refuses each backfill run: tests/dags/test_run_types.py.)
+lists ``backfill`` (in the ``side_airflow`` of tests/e2e/conftest.py) runs once per night, each
+with that night's date. (On 3.0 and 3.1 the window task refuses each backfill run:
+tests/dags/test_run_types.py.)
 """
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import boto3
 import pytest
-import yaml
 
 from ssm_fleet.plan import run_token_digest
 
@@ -26,16 +24,6 @@ THREE_NIGHTS = {
     "to_date": "2026-11-29T23:00:00Z",
     "max_active_runs": 1,
     "reprocess_behavior": "completed",
-}
-
-
-DATED = {
-    "id": "dated_batch",
-    "schedule": "0 3 * * *",
-    "target_tags": {"Role": ["cots"]},
-    "script": "echo",
-    "script_arguments": ["--date", "{logical_date}"],
-    "run_types": ["scheduled", "manual", "backfill"],
 }
 
 
@@ -67,13 +55,9 @@ def test_a_backfill_of_three_nights_is_refused_and_nothing_is_sent(api, aws):
 
 
 @pytest.fixture(scope="module")
-def dated(emulator, tmp_path_factory, start_standalone):
-    dags = tmp_path_factory.mktemp("dated-dags")
-    shutil.copy(Path(__file__).resolve().parents[2] / "dags" / "cots_jobs.py", dags)
-    (dags / "cots_jobs.yaml").write_text(yaml.safe_dump({"jobs": [DATED]}))
-    home = tmp_path_factory.mktemp("airflow-dated")
-    with start_standalone(emulator, home, "dated_batch", dags_folder=dags, POLL_SECONDS="2") as api:
-        yield api
+def dated(side_airflow):
+    """The Airflow whose jobs file has one job, ``dated_batch``, which accepts backfills."""
+    return side_airflow.for_dag("dated_batch")
 
 
 def test_a_job_that_takes_the_date_is_backfilled_once_per_night_with_its_date(dated, aws):

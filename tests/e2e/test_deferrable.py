@@ -1,8 +1,9 @@
 """The fleet sensor in deferrable mode under ``airflow standalone`` (its triggerer runs the trigger).
 
-A DAG of its own (tests/e2e/deferrable_dags: a run and a wait, no teardown), so that marking the
-wait failed shows the trigger's own on_kill cancelling (the jobs' teardown would cancel anyway).
-The jobs' ``deferrable`` Param is exercised on the Celery stack (tests/distributed).
+A DAG of its own (tests/e2e/deferrable_dags: a run and a wait, no teardown; in the ``side_airflow``
+of tests/e2e/conftest.py), so that marking the wait failed shows the trigger's own on_kill
+cancelling (the jobs' teardown would cancel anyway). The jobs' ``deferrable`` Param is exercised on
+the Celery stack (tests/distributed).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import boto3
 import pytest
@@ -18,15 +18,11 @@ from airflow.triggers.base import BaseTrigger
 
 pytestmark = pytest.mark.e2e
 DAG = "cots_deferrable_wait"
-DAGS = Path(__file__).resolve().parent / "deferrable_dags"
 
 
 @pytest.fixture(scope="module")
-def airflow(emulator, tmp_path_factory, start_standalone):
-    with start_standalone(
-        emulator, tmp_path_factory.mktemp("airflow-deferrable"), DAG, dags_folder=DAGS
-    ) as api:
-        yield api
+def airflow(side_airflow):
+    return side_airflow.for_dag(DAG)
 
 
 def run_and_watch(airflow, conf: dict) -> tuple[str, dict, list[str]]:

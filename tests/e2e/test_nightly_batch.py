@@ -1,7 +1,10 @@
 """The nightly DAG end to end: ``airflow dags test`` in a subprocess, AWS = the executing emulator.
 
 Airflow talks to the emulator over real HTTP through the ``aws_default`` connection, exactly as
-it would talk to AWS; only the endpoint differs.
+it would talk to AWS; only the endpoint differs. Trigger values refused before anything is sent are
+not run through the CLI here: the form's refusals are tests/dags/test_dag_integrity.py (Params) and
+tests/e2e/test_scheduler.py (REST), the operator's (ids and tags together, an injected id: nothing
+sent) tests/plugins/cots_ssm/operators/test_ssm.py.
 """
 
 from __future__ import annotations
@@ -112,14 +115,6 @@ def test_throttling_is_absorbed(airflow, aws):
     assert counters["SendCommand"]["accepted"] == 1
 
 
-def test_invalid_trigger_value_is_refused_and_nothing_sent(airflow, aws):
-    result = airflow({"instance_ids": ["i-0abc; touch pwned"], "target_tags": {}})
-    assert result.returncode != 0
-    assert "instance_ids" in output_of(result)
-    assert aws.control.counters().get("SendCommand", {}).get("calls", 0) == 0
-    assert not (ROOT / "pwned").exists()
-
-
 def test_lost_sendcommand_answers_run_every_instance_exactly_once(emulator, airflow, aws, alerts):
     fleet = emulator.add_instances(60, tags={"Role": "e2elost"})
     # Chunk 1: SSM runs it, then answers 500. Chunk 2: SSM runs it, then drops the connection.
@@ -162,11 +157,3 @@ def test_only_instance_ids_in_the_trigger_runs_on_exactly_those(airflow, aws):
     assert result.returncode == 0, out[-5000:]
     assert "1/1 hosts done: 1 Success" in out
     assert set(aws.control.executions()) == {one}
-
-
-def test_ids_and_other_tags_in_one_trigger_are_refused_naming_both(airflow, aws):
-    result = airflow({"instance_ids": aws.instance_ids[:1], "target_tags": {"Role": ["other"]}})
-    out = output_of(result)
-    assert result.returncode != 0
-    assert "instance_ids/target_tags" in out and "give exactly one of them" in out
-    assert aws.control.counters().get("SendCommand", {}).get("calls", 0) == 0

@@ -240,7 +240,7 @@ def test_a_duplicate_tag_command_cancelled_before_its_targets_resolved_leaves_th
 def test_an_unknown_status_for_a_few_reads_is_waited_for_and_the_run_ends_green(
     airflow, aws, emulator, alerts, runs
 ):
-    """ "Paused" in the wait's first reads: still running, not a crash; green once SSM says Success.
+    """An undocumented "Paused" in the first reads: still running, not a crash; green once SSM says Success.
 
     Another host of the fleet is listed with empty CommandPlugins (no exit code, no output).
     """

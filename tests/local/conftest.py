@@ -51,7 +51,7 @@ def make_client(emulator: EmulatorServer, service: str, **config: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def client(emulator) -> Callable[..., Any]:
-    """Build a boto3 client of the session's emulator: client("ssm", retries={...})."""
+    """Build a boto3 client of the session's emulator, e.g. ``client("ssm", retries={...})``."""
     return lambda service, **config: make_client(emulator, service, **config)
 
 
@@ -151,13 +151,13 @@ class RunCommand:
 
 @pytest.fixture
 def wait_for() -> Callable[..., Any]:
-    """wait_for(predicate, timeout=15, interval=0.05, what="") polls until truthy, else fails."""
+    """Poll until truthy, else fail: ``wait_for(predicate, timeout=15, interval=0.05, what="")``."""
     return _wait_for
 
 
 @pytest.fixture
 def pid_alive() -> Callable[[int], bool]:
-    """pid_alive(pid) tells whether a process runs; zombies count as gone."""
+    """Tell whether a process runs (``pid_alive(pid)``); zombies count as gone."""
     return _pid_alive
 
 

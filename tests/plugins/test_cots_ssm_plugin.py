@@ -1,8 +1,12 @@
 from types import SimpleNamespace
 
+import pytest
+
 from cots_ssm.fleet.links import FleetPageLink
 from cots_ssm_plugin import CotsSsmPlugin
 from ssm_fleet.links.ssm import CloudWatchOutputLink, SsmRunCommandLink
+
+pytestmark = pytest.mark.matrix
 
 
 def test_plugin_registers_the_console_and_fleet_links():

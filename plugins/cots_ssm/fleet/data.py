@@ -75,13 +75,17 @@ class LiveRead:
 class FleetSource(Protocol):
     """Where the page reads runs, history and live SSM answers (Airflow's DB and SSM, or a fake)."""
 
-    def run(self, dag_id: str, run_id: str, run_task_id: str, wait_task_id: str) -> RunFacts | None: ...
+    def run(self, dag_id: str, run_id: str, run_task_id: str, wait_task_id: str) -> RunFacts | None:
+        """What Airflow recorded of one run: its sends, verdict and state (``None``: no such run)."""
 
-    def history(self, dag_id: str, wait_task_id: str, limit: int) -> list[HistoryPoint]: ...
+    def history(self, dag_id: str, wait_task_id: str, limit: int) -> list[HistoryPoint]:
+        """The latest runs of the DAG, newest first, at most ``limit``."""
 
-    def live(self, dag_id: str, run_id: str, run_task_id: str, facts: RunFacts) -> LiveRead: ...
+    def live(self, dag_id: str, run_id: str, run_task_id: str, facts: RunFacts) -> LiveRead:
+        """The run's invocations as SSM lists them now (for a run still running)."""
 
-    def links(self, facts: RunFacts, region: str) -> LinkMaker: ...
+    def links(self, facts: RunFacts, region: str) -> LinkMaker:
+        """The console links of the run's commands and output, in ``region`` unless the run names one."""
 
 
 def _json(value: Any) -> Any:
@@ -145,6 +149,7 @@ class AirflowSource:
         }
 
     def run(self, dag_id: str, run_id: str, run_task_id: str, wait_task_id: str) -> RunFacts | None:
+        """Read the run, its hand-ons and its task states from Airflow's metadata database."""
         from airflow.models.dagrun import DagRun
         from airflow.utils.session import create_session
         from sqlalchemy import select
@@ -175,6 +180,7 @@ class AirflowSource:
             )
 
     def history(self, dag_id: str, wait_task_id: str, limit: int) -> list[HistoryPoint]:
+        """Read the DAG's latest runs and their verdicts from Airflow's metadata database."""
         from airflow.models.dagrun import DagRun
         from airflow.utils.session import create_session
         from sqlalchemy import select
@@ -202,6 +208,7 @@ class AirflowSource:
             return points
 
     def live(self, dag_id: str, run_id: str, run_task_id: str, facts: RunFacts) -> LiveRead:
+        """List the run's invocations from SSM; an AWS error is returned as text, not raised."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         from ssm_fleet.hooks.ssm import SsmFleetHook, error_text
@@ -217,6 +224,7 @@ class AirflowSource:
             return LiveRead(error=f"SSM could not be read: {error_text(error)}")
 
     def links(self, facts: RunFacts, region: str) -> LinkMaker:
+        """Build the console links in the region the run sent in."""
         from ssm_fleet.links.ssm import log_group_url, run_command_url
 
         region = str(facts.sent.get("region_name") or region or "us-east-1")

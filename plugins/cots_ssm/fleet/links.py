@@ -29,4 +29,5 @@ class FleetPageLink(BaseOperatorLink):
     name = "Fleet"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        """The fleet page of the task's run."""
         return fleet_page_url(ti_key.dag_id, ti_key.run_id)

@@ -36,6 +36,7 @@ GROUP_RANK: Mapping[Group, int] = {Group.FAILED: 0, Group.RUNNING: 1, Group.SUCC
 
 
 def group_of(status: Status) -> Group:
+    """The page's group of a status: running, failed or succeeded."""
     if is_running(status):
         return Group.RUNNING
     return Group.FAILED if is_failure(status) else Group.SUCCEEDED
@@ -74,6 +75,7 @@ class InstanceView:
 
     @property
     def group(self) -> Group:
+        """The page's group of this host's status."""
         return group_of(self.status)
 
     @property
@@ -165,6 +167,7 @@ class FleetPage:
         return [(status, seen[status]) for status in Status if seen[status]]
 
     def group_counts(self) -> dict[Group, int]:
+        """How many hosts are in each group, every group present."""
         seen = Counter(i.group for i in self.instances)
         return {group: seen[group] for group in Group}
 
@@ -174,6 +177,7 @@ class FleetPage:
         return sorted(timed, key=lambda i: (-(i.duration_seconds or 0.0), i.instance_id))[:count]
 
     def find(self, instance_id: str) -> InstanceView | None:
+        """The host with this instance id, or ``None``."""
         return next((i for i in self.instances if i.instance_id == instance_id), None)
 
     def failed_first(self) -> list[InstanceView]:

@@ -62,6 +62,7 @@ def esc(value: object) -> str:
 
 
 def css_class(status: Status) -> str:
+    """The CSS class of a status badge (``st-<status>``)."""
     return "st-" + status.name.lower()
 
 

@@ -177,12 +177,15 @@ class RefusedJobs(Timetable):
         self.message = message
 
     def validate(self) -> None:
+        """Refuse the placeholder DAG: Airflow shows the jobs' errors as its import error."""
         raise AirflowTimetableInvalid(self.message)
 
     def infer_manual_data_interval(self, *, run_after: Any) -> DataInterval:
+        """Refuse a manual run: the jobs file has errors."""
         raise AirflowTimetableInvalid(self.message)
 
     def next_dagrun_info(self, *, last_automated_data_interval: Any, restriction: Any) -> DagRunInfo | None:
+        """Schedule nothing."""
         return None
 
 

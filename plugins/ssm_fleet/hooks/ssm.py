@@ -113,6 +113,7 @@ def is_transient(error: BaseException) -> bool:
 
 
 def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (empty for any other error)."""
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", ""))
     return ""

@@ -22,6 +22,7 @@ def log_group_fragment(log_group: str) -> str:
 
 
 def log_group_url(region_name: str, log_group: str, aws_domain: str = "aws.amazon.com") -> str:
+    """The CloudWatch console URL of a log group."""
     return CloudWatchOutputLink.format_str.format(
         region_name=region_name, aws_domain=aws_domain, log_group=log_group_fragment(log_group)
     )

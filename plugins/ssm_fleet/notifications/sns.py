@@ -94,6 +94,7 @@ class SsmFailureSnsNotifier(BaseNotifier):
         return alert
 
     def notify(self, context: Any) -> None:
+        """Publish the alert; if it cannot be built, publish what is known and the error."""
         try:
             alert = self.build_alert(context)
         except Exception:
@@ -194,6 +195,7 @@ class SsmDagRunFailureNotifier(SsmFailureSnsNotifier):
         return report, f"{len(report.found)} command(s) of the run found; none was still running."
 
     def notify(self, context: Any) -> None:
+        """Cancel what the run left running, then alert unless a task's alert already said it all."""
         dag = context.get("dag")
         dag_id = str(getattr(dag, "dag_id", None) or getattr(context.get("ti"), "dag_id", ""))
         run_id = str(context.get("run_id") or getattr(context.get("dag_run"), "run_id", ""))

@@ -72,6 +72,7 @@ class SsmCancelCommandsOperator(AwsBaseOperator[SsmFleetHook]):
         self.settle_seconds = settle_seconds
 
     def execute(self, context: Context) -> list[str]:
+        """Cancel what the run's commands still run; fail for a run stopped mid-batch."""
         if validation.boolean("run_skipped", self.run_skipped):
             raise AirflowSkipException("The run was skipped before anything was sent: nothing to clean up")
         known = validation.from_template(self.command_ids)

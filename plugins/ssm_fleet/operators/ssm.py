@@ -238,6 +238,7 @@ class SsmRunCommandOperator(_FleetTargetsOperator):
         return [i for i in resolved if i in known]
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Send the batch to the hosts this attempt must run, adopting what it sent already."""
         try:
             ids, tags = self._targets()
             send_kwargs = self.build_send_kwargs()
@@ -384,6 +385,7 @@ class SsmFleetPreflightOperator(_FleetTargetsOperator):
         self.preflight = True
 
     def execute(self, context: Context) -> list[str]:
+        """Check the fleet before anything is sent; push and return the instances online in SSM."""
         try:
             ids, tags = self._targets()
             validation.script_arguments(validation.from_template(self.script_arguments))

@@ -218,6 +218,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         return spec
 
     def execute(self, context: Context) -> Any:
+        """Wait for the fleet: poke in reschedule mode, or check once and defer to the trigger."""
         self.spec = self.wait_spec(context)
         region, partition = self.hook.conn_region_name, self.hook.conn_partition
         SsmRunCommandLink.persist(context, self, region, partition, command_id=self.spec.command_ids[-1])
@@ -284,6 +285,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
 
     # -- one check -----------------------------------------------------------------------------------------
     def poke(self, context: Context) -> bool:
+        """Check the fleet once: ``True`` when it succeeded; a failure or timeout raises."""
         spec = self.spec = getattr(self, "spec", None) or self.wait_spec(context)
         try:
             result = self._drive(fleet_check(spec))

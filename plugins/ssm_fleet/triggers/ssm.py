@@ -128,9 +128,11 @@ class SsmFleetTrigger(BaseTrigger):
 
     @property
     def command_ids(self) -> list[str]:
+        """The commands the trigger watches."""
         return list(self.spec.command_ids)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and keyword arguments, for the triggerer to build the trigger again."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -153,6 +155,7 @@ class SsmFleetTrigger(BaseTrigger):
 
     @cached_property
     def hook(self) -> SsmFleetHook:
+        """The SSM hook of the trigger's connection and region."""
         return SsmFleetHook(
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,

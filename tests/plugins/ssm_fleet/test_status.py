@@ -9,9 +9,6 @@ from ssm_fleet.status import (
     Status,
     StatusDetails,
     explain,
-    is_failure,
-    is_running,
-    is_success,
     parse_status,
     read_status,
 )
@@ -27,17 +24,35 @@ class TestStatusSets:
             assert memberships.count(True) == 1, status
 
     @pytest.mark.parametrize("status", sorted(RUNNING_STATUSES))
-    def test_running_statuses(self, status):
-        assert is_running(status) and not is_success(status) and not is_failure(status)
+    def test_a_host_in_a_running_status_keeps_the_fleet_waiting(self, status):
+        verdict = fleet_verdict(
+            [command(ids=IDS[:2])], [invocation(IDS[0]), invocation(IDS[1], status, code=-1)]
+        )
+        assert verdict.outcome is Outcome.RUNNING
+        assert [i.instance_id for i in verdict.running] == [IDS[1]] and verdict.failed == ()
 
     @pytest.mark.parametrize("status", sorted(FAILURE_STATUSES))
-    def test_failure_statuses(self, status):
-        assert is_failure(status) and not is_running(status)
+    def test_a_host_in_a_failure_status_fails_the_fleet_naming_it(self, status):
+        ended = command(status=Status.FAILED, ids=IDS[:2])
+        verdict = fleet_verdict([ended], [invocation(IDS[0]), invocation(IDS[1], status, code=-1)])
+        assert verdict.outcome is Outcome.FAILED
+        assert [i.instance_id for i in verdict.failed] == [IDS[1]]
+        assert f"{IDS[1]} (host-002): {status.value}" in failure_summary(verdict)
+
+    @pytest.mark.parametrize("status", sorted(SUCCESS_STATUSES))
+    def test_every_host_in_a_success_status_succeeds_the_fleet(self, status):
+        ended = command(status=Status.SUCCESS, ids=IDS[:2])
+        verdict = fleet_verdict([ended], [invocation(IDS[0], status), invocation(IDS[1], status)])
+        assert verdict.outcome is Outcome.SUCCEEDED and verdict.failed == () and verdict.running == ()
 
     def test_cancelling_is_still_running_not_a_failure_yet(self):
-        assert is_running(Status.CANCELLING) and not is_failure(Status.CANCELLING)
-        verdict = fleet_verdict([command(ids=IDS[:1])], [invocation(IDS[0], Status.CANCELLING, code=-1)])
-        assert verdict.outcome is Outcome.RUNNING and verdict.failed == ()
+        """Cancelling waits; the same host once Cancelled fails the fleet."""
+        cancelling = fleet_verdict([command(ids=IDS[:1])], [invocation(IDS[0], Status.CANCELLING, code=-1)])
+        assert cancelling.outcome is Outcome.RUNNING and cancelling.failed == ()
+        ended = command(status=Status.CANCELLED, ids=IDS[:1])
+        cancelled = fleet_verdict([ended], [invocation(IDS[0], Status.CANCELLED, code=-1)])
+        assert cancelled.outcome is Outcome.FAILED
+        assert [i.instance_id for i in cancelled.failed] == [IDS[0]]
 
     def test_api_spelling(self):
         assert parse_status("Cancelled") is Status.CANCELLED

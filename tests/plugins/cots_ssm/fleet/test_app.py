@@ -13,6 +13,8 @@ from ssm_fleet.status import Status, StatusDetails
 
 from .fleet_rows import XSS, api_command, api_invocation, instance_id, rows
 
+pytestmark = pytest.mark.matrix
+
 DAG, RUN = "cots_nightly_batch", "manual__2026-11-27T02:30:00+00:00"
 
 

@@ -96,6 +96,7 @@ class TestAwsTime:
         )
 
 
+@pytest.mark.matrix
 class TestSendClient:
     def test_sendcommand_is_never_retried_by_botocore(self, hook, aws):
         aws.control.server_error("SendCommand", count=1)
@@ -153,6 +154,7 @@ class TestCancel:
         assert hook.cancel_running([done, slow]) == [slow]
 
 
+@pytest.mark.matrix
 class TestAsync:
     """The trigger's reads, on the provider's ``get_async_conn()`` (aiobotocore) over real HTTP."""
 

@@ -1,8 +1,12 @@
+import pytest
+
 from ssm_fleet.links.ssm import (
     SsmRunCommandLink,
     log_group_url,
     run_command_url,
 )
+
+pytestmark = pytest.mark.matrix
 
 
 def test_run_command_url():

@@ -53,6 +53,7 @@ def failure_context(make_context, failed_instance):
 
 
 class TestPublish:
+    @pytest.mark.matrix
     def test_alert_read_back_from_the_subscription(self, aws, alerts, make_context):
         notifier = SsmFailureSnsNotifier(target_arn=aws.topic_arn, fleet_run=RUN)
         notifier.notify(failure_context(make_context, "i-0123456789abcdef0"))
@@ -76,14 +77,17 @@ class TestPublish:
         assert "i-0123456789abcdef0: Failed (Failed), exit code 3" in logged
         assert "license server unreachable" in logged
 
+    @pytest.mark.matrix
     def test_as_a_task_failure_callback_airflow_logs_the_failed_publish_in_the_task_log(
         self, aws, make_context, capfd
     ):
-        """What Airflow does with the error: the task runner runs a failed task's callbacks and never
-        lets one raise (the task stays failed). Airflow 3.3's notifier logs "Failed to send
-        notification (sync)" and re-raises, and the runner logs "Failed to run task callback";
-        3.0's notifier logs "Failed to send notification" and swallows it. Either way the task's log
-        says that nobody was paged, and what the alert said."""
+        """What Airflow does with the error: the task stays failed, its log says nobody was paged.
+
+        The task runner runs a failed task's callbacks and never lets one raise. Airflow 3.3's
+        notifier logs "Failed to send notification (sync)" and re-raises, and the runner logs
+        "Failed to run task callback"; 3.0's notifier logs "Failed to send notification" and
+        swallows it. Either way the task's log says what the alert said.
+        """
         runner = pytest.importorskip("airflow.sdk.execution_time.task_runner")
 
         class Log:
@@ -115,6 +119,7 @@ class TestPublish:
         assert "No SNS topic configured" in capfd.readouterr().out
         assert alerts() == []
 
+    @pytest.mark.matrix
     def test_fifo_topic_is_published_to(self, aws, make_context, capfd):
         sns = boto3.client("sns", endpoint_url=aws.endpoint_url, region_name="us-east-1")
         arn = sns.create_topic(Name="cots-alerts.fifo", Attributes={"FifoTopic": "true"})["TopicArn"]
@@ -126,6 +131,7 @@ class TestPublish:
         assert f"Failure alert published to {arn}" in logged
 
 
+@pytest.mark.matrix
 class TestDagRunFailure:
     """The DAG-level callback: a run that ends without a failed task (dagrun_timeout) or marked failed."""
 

@@ -79,6 +79,7 @@ class TestDocuments:
         assert line in kwargs["Parameters"]["commands"]
 
 
+@pytest.mark.matrix
 class TestSend:
     def test_ids_are_sent_and_pushed_to_xcom(self, aws, ssm, make_context):
         context = make_context()
@@ -326,6 +327,7 @@ class TestPreflight:
         with pytest.raises(AirflowFailException, match="No SSM-managed instance has the tags"):
             operator(target_tags={"Role": ["nobody"]}).execute(make_context())
 
+    @pytest.mark.matrix
     def test_preflight_operator_returns_online_instances(self, aws, make_context):
         op = SsmFleetPreflightOperator(task_id="preflight", target_tags={"Role": ["cots"]})
         assert sorted(op.execute(make_context(task_id="preflight"))) == sorted(aws.instance_ids)
@@ -338,6 +340,7 @@ class TestPreflight:
 
 
 class TestCancel:
+    @pytest.mark.matrix
     def test_cancels_only_what_still_runs(self, aws, ssm, make_context):
         slow = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
             make_context(run_id="slow")
@@ -426,6 +429,7 @@ class TestRedrive:
 
 
 class TestTeardownFindsTheRunByToken:
+    @pytest.mark.matrix
     def test_a_run_stopped_mid_batch_is_cancelled_and_fails_the_teardown_once(self, aws, make_context):
         sent = operator(instance_ids=aws.instance_ids, commands=["sleep 60"]).execute(
             make_context(run_id="cut")

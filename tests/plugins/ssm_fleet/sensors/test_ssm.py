@@ -39,6 +39,7 @@ def poke_until_done(op, context, limit=60.0):
 
 
 class TestVerdicts:
+    @pytest.mark.matrix
     def test_all_instances_succeed(self, aws, make_context, capfd):
         sent = send(make_context(), instance_ids=aws.instance_ids)
         context = make_context(task_id="wait")
@@ -52,6 +53,7 @@ class TestVerdicts:
         assert "3/3 hosts done: 3 Success" in logged
         assert logged.count("Finished: ") >= 3, "each finished instance is logged"
 
+    @pytest.mark.matrix
     def test_one_failure_names_instance_exit_code_and_stderr(self, aws, make_context):
         bad = aws.instance_ids[1]
         sent = send(
@@ -179,6 +181,7 @@ class TestTransientErrors:
 
 
 class TestCancel:
+    @pytest.mark.matrix
     def test_timeout_cancels_what_still_runs(self, aws, ssm, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 60"])
         op = SsmRunCommandFleetSensor(
@@ -189,6 +192,7 @@ class TestCancel:
         statuses = _wait_for_command_status(ssm, sent["command_ids"][0], {"Cancelled"})
         assert statuses == "Cancelled"
 
+    @pytest.mark.matrix
     def test_a_killed_poke_cancels_nothing_a_clear_kills_pokes_too(self, aws, ssm, make_context):
         sent = send(make_context(), instance_ids=aws.instance_ids, commands=["sleep 60"])
         op = sensor(sent["command_ids"])
