@@ -27,7 +27,7 @@ def cots_deferrable_wait() -> None:
         task_id="wait",
         command_ids=run.output["command_ids"],
         deferrable="{{ params.deferrable }}",
-        poke_interval=2,
+        poke_interval=5,  # a 2 s reschedule poke invites the scheduler's requeue race under load
         timeout=300,
     )
 
