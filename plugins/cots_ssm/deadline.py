@@ -17,12 +17,11 @@ deadline passes while the run still runs. Texts: :class:`DeadlineNotice`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -193,29 +192,37 @@ def slowest_first(hosts: Sequence[RunningHost]) -> list[RunningHost]:
 
 
 @dataclass(frozen=True)
-class DeadlineNotice(FailureAlert):
+class DeadlineNotice:
     """The "running late" or "deadline missed" alert: the night, the hosts still running, the estimate.
 
     Published like the failure alert (same topic, same notifier); it fails and stops nothing.
 
-    :param late: the early alert (an estimate past the deadline) rather than the missed deadline
-        (default: False).
+    :param dag_id: the job's DAG.
+    :param run_id: the run.
     :param deadline_at: the run's deadline (aware UTC).
     :param deadline_text: the deadline as the jobs file says it (``06:00``).
     :param timezone: the job's timezone.
-    :param night: the run's logical date (aware).
     :param now: when the alert was written (aware).
     :param running: the hosts still running.
-    :param estimate: the estimate of the fleet's end (the early alert has one).
+    :param fleet_size: how many hosts the run covers, if known (default: None).
+    :param night: the run's logical date (aware) (default: None).
+    :param fleet_url: the run's fleet page (default: none).
+    :param late: the early alert (an estimate past the deadline) rather than the missed deadline
+        (default: False).
+    :param estimate: the estimate of the fleet's end (the early alert has one) (default: None).
     """
 
-    late: bool = False
-    deadline_at: datetime = field(default=datetime.min.replace(tzinfo=UTC))
-    deadline_text: str = ""
-    timezone: str = "UTC"
-    night: datetime | None = None
-    now: datetime = field(default=datetime.min.replace(tzinfo=UTC))
+    dag_id: str
+    run_id: str
+    deadline_at: datetime
+    deadline_text: str
+    timezone: str
+    now: datetime
     running: Sequence[RunningHost] = ()
+    fleet_size: int | None = None
+    night: datetime | None = None
+    fleet_url: str = ""
+    late: bool = False
     estimate: Estimate | None = None
 
     def _local(self, moment: datetime) -> str:
@@ -229,17 +236,13 @@ class DeadlineNotice(FailureAlert):
             what = f"running late: done ~{clock}, deadline {self.deadline_text} ({running})"
         else:
             what = f"deadline {self.deadline_text} missed: {still}"
-        return FailureAlert.subject(dataclasses.replace(self, headline=what))
-
-    def _opening(self) -> str:
-        if self.opening != FailureAlert.opening:
-            return self.opening
-        return LATE_OPENING if self.late else MISSED_OPENING
+        # The failure alert's subject rules: "Airflow: <dag> - <what>", printable, under 100 chars.
+        return FailureAlert(self.dag_id, self.run_id, "", headline=what).subject()
 
     def body(self, max_bytes: int = 250_000) -> str:
         zone = f"{self.timezone}, {self.deadline_at.strftime('%Y-%m-%d %H:%M')} UTC"
         lines = [
-            self._opening(),
+            LATE_OPENING if self.late else MISSED_OPENING,
             "",
             f"DAG:      {self.dag_id}",
             f"Run:      {self.run_id}",
@@ -251,10 +254,7 @@ class DeadlineNotice(FailureAlert):
                 f"Estimate: the fleet finishes ~{self._local(self.estimate.finish)}, "
                 f"from {self.estimate.basis}"
             )
-        lines += [
-            *([f"Fleet:    {self.fleet_url}"] if self.fleet_url else []),
-            *(["", *self.notes] if self.notes else []),
-        ]
+        lines += [f"Fleet:    {self.fleet_url}"] if self.fleet_url else []
         hosts = slowest_first(self.running)
         size = f" of {self.fleet_size}" if self.fleet_size else ""
         lines += ["", f"Still running ({len(hosts)}{size}), longest first:"]

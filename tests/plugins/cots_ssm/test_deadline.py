@@ -184,7 +184,6 @@ def notice(**values) -> DeadlineNotice:
     base = dict(
         dag_id="cots_nightly_batch",
         run_id="scheduled__2026-12-01T02:00:00+00:00",
-        task_id="deadline",
         fleet_size=6,
         fleet_url="http://airflow/cots/fleet/cots_nightly_batch/run",
         deadline_at=SIX,
