@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +198,13 @@ class CotsDeadlineWatch(CotsFleetSensor):
     :param fleet_run: the run's send and wait tasks (:data:`FLEET_RUN`).
     """
 
+    template_fields: Sequence[str] = (
+        *CotsFleetSensor.template_fields,
+        "deadline_text",
+        "deadline_timezone",
+        "deadline_schedule",
+    )
+
     def __init__(
         self,
         *,
@@ -212,9 +220,10 @@ class CotsDeadlineWatch(CotsFleetSensor):
         super().__init__(**kwargs)
         self.late = late
         self.deadline_time = parse_deadline(deadline)
+        # Template fields so that the serialized DAG carries them: the fleet page reads them there.
         self.deadline_text = deadline
-        self.timezone = timezone
-        self.schedule = schedule
+        self.deadline_timezone = timezone
+        self.deadline_schedule = schedule
         self.target_arn = target_arn
         self.fleet_run = fleet_run
 
@@ -230,7 +239,11 @@ class CotsDeadlineWatch(CotsFleetSensor):
         logical = dag_run.logical_date or dag_run.run_after
         run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
         return run_deadline(
-            logical, self.deadline_time, self.timezone, run_type=run_type, schedule=self.schedule
+            logical,
+            self.deadline_time,
+            self.deadline_timezone,
+            run_type=run_type,
+            schedule=self.deadline_schedule,
         )
 
     def _wait_ended(self, context: Context) -> bool:
@@ -255,7 +268,9 @@ class CotsDeadlineWatch(CotsFleetSensor):
         verdict = self.read_verdict(context)
         estimate = None
         if self.late:
-            started = dag_run.start_date or now
+            # Both the progress and the last nights count from when SSM accepted the commands.
+            sent = [i.requested_at for i in verdict.invocations if i.requested_at]
+            started = min(sent) if sent else dag_run.start_date or now
             nights = previous_nights(dag_run.dag_id, dag_run.logical_date)
             done = len(verdict.finished)
             estimate = estimate_finish(
@@ -280,7 +295,7 @@ class CotsDeadlineWatch(CotsFleetSensor):
             night=dag_run.logical_date,
             deadline_at=deadline_at,
             deadline_text=self.deadline_text,
-            timezone=self.timezone,
+            timezone=self.deadline_timezone,
             verdict=verdict,
             now=now,
             estimate=estimate,
