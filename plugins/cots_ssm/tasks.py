@@ -77,8 +77,8 @@ class CotsFleetSensor(SsmRunCommandFleetSensor):
 
 
 # -- the night's deadline (cots_ssm.deadline holds the rules and texts; here only Airflow and AWS) ----------
-#: The watch that sends the early "running late" alert (every version), and on Airflow 3.0, where
-#: Deadline Alerts do not exist, the one that sends the deadline alert.
+#: The watch that sends the early "running late" alert, and the one that sends the deadline alert
+#: where Airflow's Deadline Alert (3.1+) does not: on Airflow 3.0, and for runs without a logical date.
 LATE_TASK_ID = "running_late"
 DEADLINE_TASK_ID = "deadline"
 #: Task states after which the wait will not change the fleet any more.
@@ -183,8 +183,9 @@ class CotsDeadlineWatch(CotsFleetSensor):
     ``late`` (task ``running_late``): at each check, estimate when the fleet finishes
     (:func:`cots_ssm.deadline.estimate_finish`, from this run's progress and the last successful
     nights); when the estimate passes the deadline, publish the "running late" alert and end.
-    Otherwise (task ``deadline``, Airflow 3.0 only): when the deadline passes while the wait still
-    waits, publish the deadline alert and end. Either ends as soon as the wait ends, or at the
+    Otherwise (task ``deadline``): when the deadline passes while the wait still waits, publish the
+    deadline alert and end; on Airflow 3.1+ only for a run Airflow's Deadline Alert cannot cover (no
+    logical date), ending at once for the others. Either ends as soon as the wait ends, or at the
     deadline. Publishing ends the task, so a try alerts once; a try that starts after the deadline
     (a Clear in the morning) sends nothing. It reads SSM as the wait does, holds no slot between
     checks (reschedule), has no retries, and an error in a check is logged and the check skipped:
@@ -195,7 +196,10 @@ class CotsDeadlineWatch(CotsFleetSensor):
     :param timezone: the job's timezone.
     :param schedule: the job's cron (a manual run's budget).
     :param target_arn: the job's SNS topic (empty: the alert is only logged).
-    :param fleet_run: the run's send and wait tasks (:data:`FLEET_RUN`).
+    :param fleet_run: the run's send and wait tasks (:data:`FLEET_RUN`) (default: :data:`FLEET_RUN`).
+    :param airflow_alerts: Airflow sends the deadline alert of every run with a logical date (its
+        Deadline Alert, 3.1+): the deadline watch then alerts only for a run without one (a manual
+        run triggered through the REST API without a logical date) (default: False).
     """
 
     template_fields: Sequence[str] = (
@@ -214,6 +218,7 @@ class CotsDeadlineWatch(CotsFleetSensor):
         schedule: str,
         target_arn: str,
         fleet_run: FleetRun = FLEET_RUN,
+        airflow_alerts: bool = False,
         **kwargs: Any,
     ):
         kwargs.update(mode="reschedule", deferrable=False, cancel_on_timeout=False, soft_fail=True, retries=0)
@@ -226,6 +231,7 @@ class CotsDeadlineWatch(CotsFleetSensor):
         self.deadline_schedule = schedule
         self.target_arn = target_arn
         self.fleet_run = fleet_run
+        self.airflow_alerts = airflow_alerts
 
     def poke(self, context: Context) -> bool:
         try:
@@ -262,6 +268,11 @@ class CotsDeadlineWatch(CotsFleetSensor):
             return True
         if self.late and now >= deadline_at:
             self.log.info("Deadline %s passed: the early alert is no longer due", deadline_at)
+            return True
+        if not self.late and self.airflow_alerts and dag_run.logical_date is not None:
+            self.log.info(
+                "Airflow's Deadline Alert covers this run (deadline %s): nothing to watch", deadline_at
+            )
             return True
         if not self.late and now < deadline_at:
             return False
@@ -315,8 +326,9 @@ async def deadline_missed(
 ) -> str:
     """Airflow 3.1+'s Deadline Alert callback (run by the triggerer): the deadline alert of a run.
 
-    Airflow calls it once per run, only for a run not ended by its deadline. The hosts still running
-    are read from SSM by the run's token (the triggerer has no task context), in a thread.
+    Airflow calls it once per run, only for a run not ended by its deadline; a run that began after
+    its deadline gets no alert, as with the watch. The hosts still running are read from SSM by the
+    run's token (the triggerer has no task context), in a thread.
 
     :param target_arn: the job's SNS topic (empty: the alert is only logged).
     :param aws_conn_id: the Airflow AWS connection.
@@ -343,7 +355,14 @@ def publish_deadline_missed(
     run = context.get("dag_run") or {}
     dag_id, run_id = str(run.get("dag_id") or ""), str(run.get("dag_run_id") or run.get("run_id") or "")
     night = _aware(run.get("logical_date"))
-    deadline_at = _aware((context.get("deadline") or {}).get("deadline_time")) or datetime.now(UTC)
+    now = datetime.now(UTC)
+    deadline_at = _aware((context.get("deadline") or {}).get("deadline_time")) or now
+    started = _aware(run.get("start_date"))
+    # As the watch: a run that began after its deadline (a late night skipped by the window when a
+    # job is deployed or unpaused, a backfill of an old night) was never going to make it.
+    if started is None or not deadline_alert_due(deadline_at, now, started):
+        log.info("Run %s of %s began after its deadline %s: no deadline alert", run_id, dag_id, deadline_at)
+        return f"not sent: run {run_id} began after its deadline"
     hook = SsmFleetHook(aws_conn_id=aws_conn_id)
     since = (_aware(run.get("run_after")) or deadline_at - timedelta(days=1)) - LOOKUP_MARGIN
     commands = hook.find_run_commands(
@@ -360,7 +379,7 @@ def publish_deadline_missed(
         deadline_text=deadline,
         timezone=timezone,
         verdict=verdict,
-        now=datetime.now(UTC),
+        now=now,
     )
     publish_notice(alert, "(deadline)", target_arn=target_arn, aws_conn_id=aws_conn_id)
     return alert.subject()

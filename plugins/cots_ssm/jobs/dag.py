@@ -52,7 +52,8 @@ SCRIPT_ARGUMENTS = "{{ with_logical_date(params.script_arguments, dag_run) }}"
 # Airflow 3.2+ refuses the run types a DAG does not list, in the UI, the REST API and the scheduler;
 # on 3.0 and 3.1 the window task refuses them (cots_ssm.window).
 ALLOWED_RUN_TYPES = "allowed_run_types" in inspect.signature(DAG).parameters
-# Airflow 3.1+ sends the deadline alert itself (Deadline Alerts); on 3.0 a watch task of the run does.
+# Airflow 3.1+ sends the deadline alert itself (Deadline Alerts) for runs with a logical date; a watch
+# task of the run sends it on 3.0, and for runs triggered without a logical date.
 DEADLINE_ALERTS = "deadline" in inspect.signature(DAG).parameters
 # The watches end at their first check after the wait ends: at most a minute later, whatever the poll.
 WATCH_POKE = "{{ [params.poll_interval_seconds, 60] | min }}"
@@ -142,8 +143,8 @@ def deadline_alert(config: BatchConfig) -> Any:
 
 
 def _watches(config: BatchConfig, run: SsmRunCommandOperator, timeout: float) -> list[CotsDeadlineWatch]:
-    """Next to the wait: the early alert's watch, and on Airflow 3.0 the deadline's."""
-    kinds = [(LATE_TASK_ID, True)] + ([] if DEADLINE_ALERTS else [(DEADLINE_TASK_ID, False)])
+    """Next to the wait: the early alert's watch, and the deadline's where Airflow does not send it."""
+    kinds = [(LATE_TASK_ID, True), (DEADLINE_TASK_ID, False)]
     return [
         CotsDeadlineWatch(
             task_id=task_id,
@@ -152,6 +153,7 @@ def _watches(config: BatchConfig, run: SsmRunCommandOperator, timeout: float) ->
             timezone=config.timezone,
             schedule=config.schedule,
             target_arn=config.sns_topic_arn,
+            airflow_alerts=DEADLINE_ALERTS,
             command_ids=run.output["command_ids"],  # type: ignore[index]
             gone=run.output["gone"],  # type: ignore[index]
             run_attempt=run.output["attempt"],  # type: ignore[index]
