@@ -257,7 +257,10 @@ class DeadlineNotice:
         lines += [f"Fleet:    {self.fleet_url}"] if self.fleet_url else []
         hosts = slowest_first(self.running)
         size = f" of {self.fleet_size}" if self.fleet_size else ""
-        lines += ["", f"Still running ({len(hosts)}{size}), longest first:"]
+        if hosts:
+            lines += ["", f"Still running ({len(hosts)}{size}), longest first:"]
+        else:
+            lines += ["", "No host listed as running by SSM: the batch may not have been sent yet."]
         for host in hosts[:MAX_LISTED_HOSTS]:
             name = f" ({host.instance_name})" if host.instance_name else ""
             since = (

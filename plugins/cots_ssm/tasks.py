@@ -92,28 +92,38 @@ def running_hosts(verdict: FleetVerdict) -> list[RunningHost]:
     ]
 
 
-def previous_nights(dag_id: str, logical_date: datetime | None, limit: int = MAX_NIGHTS) -> list[float]:
-    """Durations (seconds) of the DAG's last successful runs before ``logical_date``, oldest first.
+def previous_nights(
+    dag_id: str,
+    logical_date: datetime | None,
+    wait_task_id: str = FLEET_RUN.wait_task_id,
+    limit: int = MAX_NIGHTS,
+) -> list[float]:
+    """Durations (seconds) of the DAG's last successful nights before ``logical_date``, oldest first.
 
-    Airflow's own records, through the task SDK's "previous DAG run" request (3.0+), followed back
-    one run at a time. Nothing (an empty list) outside a task or if Airflow cannot say.
+    Airflow's own records, through the task SDK (3.0+): the previous successful run, followed back one
+    run at a time, counted only if its wait succeeded (a night the window skipped, or that sent
+    nothing, is green but ran no batch). Nothing (an empty list) outside a task or if Airflow cannot say.
     """
     if logical_date is None:
         return []
     try:
         from airflow.sdk.execution_time.comms import GetPreviousDagRun
-        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS, RuntimeTaskInstance
 
         durations: list[float] = []
         before = logical_date
-        for _ in range(limit):
+        for _ in range(3 * limit):
             found = SUPERVISOR_COMMS.send(
                 GetPreviousDagRun(dag_id=dag_id, logical_date=before, state="success")
             )
             run = getattr(found, "dag_run", None)
-            if run is None or run.logical_date is None:
+            if run is None or run.logical_date is None or len(durations) >= limit:
                 break
-            if run.start_date and run.end_date:
+            states = RuntimeTaskInstance.get_task_states(
+                dag_id=dag_id, task_ids=[wait_task_id], run_ids=[run.run_id]
+            )
+            waited = (states.get(run.run_id) or {}).get(wait_task_id)
+            if run.start_date and run.end_date and str(getattr(waited, "value", waited)) == "success":
                 durations.append((run.end_date - run.start_date).total_seconds())
             before = run.logical_date
         return durations[::-1]
@@ -282,7 +292,7 @@ class CotsDeadlineWatch(CotsFleetSensor):
             # Both the progress and the last nights count from when SSM accepted the commands.
             sent = [i.requested_at for i in verdict.invocations if i.requested_at]
             started = min(sent) if sent else dag_run.start_date or now
-            nights = previous_nights(dag_run.dag_id, dag_run.logical_date)
+            nights = previous_nights(dag_run.dag_id, dag_run.logical_date, self.fleet_run.wait_task_id)
             done = len(verdict.finished)
             estimate = estimate_finish(
                 now=now, started_at=started, fleet_size=verdict.expected, finished=done, nights=nights

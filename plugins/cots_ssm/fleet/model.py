@@ -247,8 +247,11 @@ def deadline_line(
         return text
     starts = [_parse_time(v.started_at) for v in views if v.started_at]
     started = min((s for s in starts if s), default=None) or started_at or now
+    # A successful night that ran the fleet (a skipped night is green with no verdict).
     nights = [
-        p.duration_seconds for p in history if p.state == "success" and not p.current and p.duration_seconds
+        p.duration_seconds
+        for p in history
+        if p.state == "success" and p.failed is not None and not p.current and p.duration_seconds
     ]
     estimate = estimate_finish(
         now=now,

@@ -125,12 +125,13 @@ class TestDeadlineLine:
             "past the deadline (from 2/4 host(s) finished in 2:00:00)"
         )
 
-    def test_the_last_successful_nights_count_not_the_failed_ones_nor_this_run(self):
+    def test_the_last_successful_nights_count_not_the_failed_or_skipped_ones_nor_this_run(self):
         views = views_from_rows(rows(4, running={0, 1, 2, 3}))
         history = [
             HistoryPoint("a", 3600.0, 0, "success"),
             HistoryPoint("b", 99_999.0, 1, "failed"),
             HistoryPoint("c", 3600.0, 0, "success"),
+            HistoryPoint("skipped", 5.0, None, "success"),  # green, but the window skipped it: no verdict
             HistoryPoint("this", 10.0, None, "running", current=True),
         ]
         text = line(views, now=datetime(2026, 11, 27, 2, 40, tzinfo=UTC), history=history)
