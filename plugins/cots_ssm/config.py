@@ -107,6 +107,9 @@ class BatchConfig:
     :param owner: the DAG owner.
     :param retries: retries of each task.
     :param dagrun_timeout_hours: the time limit of a whole run.
+    :param deadline: ``HH:MM`` in ``timezone`` by which a run should be done; past it, one alert,
+        and one early alert when the estimate of the fleet's end passes it (``cots_ssm.deadline``);
+        empty: no deadline (default: empty).
     :param run_types: the runs Airflow may start for the job (``cots_ssm.window.RUN_TYPES``); set
         by the jobs file only: a backfill is a job's decision, not a deployment's (default:
         scheduled and manual).
@@ -135,6 +138,7 @@ class BatchConfig:
     retries: int = 2
     dagrun_timeout_hours: float = 8
     start_grace_minutes: int = 60
+    deadline: str = ""
     run_types: list[str] = field(default_factory=lambda: list(DEFAULT_RUN_TYPES))
 
     @classmethod
@@ -166,4 +170,6 @@ class BatchConfig:
             retries=_int(env, "RETRIES", base.retries),
             dagrun_timeout_hours=_hours(env, "DAGRUN_TIMEOUT_HOURS", base.dagrun_timeout_hours),
             start_grace_minutes=_int(env, "START_GRACE_MINUTES", base.start_grace_minutes),
+            # Checked with the job's values (cots_ssm.jobs.loader), which name the variable or the key.
+            deadline=env.get(PREFIX + "DEADLINE", "").strip(),
         )

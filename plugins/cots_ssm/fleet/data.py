@@ -15,9 +15,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from cots_ssm.fleet.model import FleetPage, HistoryPoint, LinkMaker, live_rows, views_from_rows
+from cots_ssm.deadline import parse_deadline, run_deadline
+from cots_ssm.fleet.model import (
+    FleetPage,
+    HistoryPoint,
+    LinkMaker,
+    deadline_line,
+    live_rows,
+    views_from_rows,
+)
 from cots_ssm.overrides import param_defaults, run_overrides
-from cots_ssm.tasks import FLEET_RUN
+from cots_ssm.tasks import FLEET_RUN, LATE_TASK_ID
 from ssm_fleet.plan import lookup_since, run_token_digest
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,8 @@ class RunFacts:
     :param aws_conn_id: the AWS connection of the run task.
     :param attempt: the run's attempt (1, then one more per Clear).
     :param overrides: who triggered the run with which values other than the job's, one per line.
+    :param deadline_at: the run's deadline, if its job has one (default: None).
+    :param timezone: the job's timezone, for the deadline (default: UTC).
     """
 
     state: str
@@ -54,6 +64,8 @@ class RunFacts:
     aws_conn_id: str = "aws_default"
     attempt: int = 1
     overrides: tuple[str, ...] = ()
+    deadline_at: datetime | None = None
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,30 @@ def _form_defaults(dag_id: str) -> dict[str, Any]:
         return {}
 
 
+def _deadline(dag_id: str, dag_run: Any) -> tuple[datetime | None, str]:
+    """The run's deadline, from its job's watch task as deployed (none if the job has no deadline)."""
+    try:
+        from airflow.models.serialized_dag import SerializedDagModel
+
+        dag = SerializedDagModel.get_dag(dag_id)
+        if dag is None or not dag.has_task(LATE_TASK_ID):
+            return None, "UTC"
+        watch: Any = dag.get_task(LATE_TASK_ID)  # its template fields, as serialized
+        zone = str(watch.deadline_timezone)
+        run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+        at = run_deadline(
+            dag_run.logical_date or dag_run.run_after,
+            parse_deadline(str(watch.deadline_text)),
+            zone,
+            run_type=run_type,
+            schedule=str(watch.deadline_schedule),
+        )
+        return at, zone
+    except Exception:  # a DAG that no longer parses still has a fleet page, without its deadline
+        log.debug("No deadline for %s", dag_id, exc_info=True)
+        return None, "UTC"
+
+
 class AirflowSource:
     """The fleet page's data from Airflow's metadata database and from SSM through the hook."""
 
@@ -161,6 +197,7 @@ class AirflowSource:
             wanted = [(wait_task_id, "results"), (wait_task_id, "verdict"), (run_task_id, "return_value")]
             xcoms = self._xcoms(session, dag_id, [run_id], wanted)
             attempt = int(getattr(dag_run, "clear_number", 0) or 0) + 1
+            deadline_at, zone = _deadline(dag_id, dag_run)
             verdict = xcoms.get((run_id, wait_task_id, "verdict")) or {}
             sent = xcoms.get((run_id, run_task_id, "return_value")) or {}
             # What an earlier attempt recorded stays in XCom until its task runs again: never show it.
@@ -177,6 +214,8 @@ class AirflowSource:
                 aws_conn_id=_conn_id(dag_id, run_task_id),
                 attempt=attempt,
                 overrides=tuple(run_overrides(dag_run, _form_defaults(dag_id)).lines()),
+                deadline_at=deadline_at,
+                timezone=zone,
             )
 
     def history(self, dag_id: str, wait_task_id: str, limit: int) -> list[HistoryPoint]:
@@ -267,12 +306,25 @@ def load_page(
         HistoryPoint(p.run_id, p.duration_seconds, p.failed, p.state, current=p.run_id == run_id)
         for p in source.history(dag_id, wait_task_id, HISTORY_RUNS)
     ]
+    views = tuple(views_from_rows(rows, links))
+    deadline = ""
+    if facts.deadline_at is not None:
+        deadline = deadline_line(
+            deadline_at=facts.deadline_at,
+            timezone=facts.timezone,
+            now=datetime.now(UTC),
+            live=live,
+            views=views,
+            expected=int(summary.get("expected") or 0),
+            started_at=facts.start_date,
+            history=history,
+        )
     return FleetPage(
         dag_id=dag_id,
         run_id=run_id,
         run_state=facts.state,
         live=live,
-        instances=tuple(views_from_rows(rows, links)),
+        instances=views,
         progress=str(summary.get("progress") or ""),
         outcome=str(summary.get("outcome") or ""),
         commands=tuple((cid, url) for cid in command_ids for _, url in links(cid, "")[:1]),
@@ -283,4 +335,5 @@ def load_page(
         expected=int(summary.get("expected") or 0),
         allowed_failures=None if (allowed := summary.get("allowed_failures")) is None else int(allowed),
         gone=tuple(str(g) for g in summary.get("gone") or ()),
+        deadline=deadline,
     )

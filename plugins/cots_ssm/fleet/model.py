@@ -11,9 +11,11 @@ import enum
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from cots_ssm.deadline import estimate_finish
 from ssm_fleet.ledger import RunLedger
 from ssm_fleet.render import summary, table
 from ssm_fleet.status import Status, explain, is_failure, is_running, read_status
@@ -143,6 +145,8 @@ class FleetPage:
     :param expected: how many hosts the run covers, listed or not yet (default: 0, unknown).
     :param allowed_failures: the failed hosts the run tolerates, if known (default: ``None``).
     :param gone: hosts that left the fleet since an earlier attempt, named and not counted.
+    :param deadline: the run's deadline and, while it runs, the estimate of the fleet's end, in words
+        (:func:`deadline_line`) (default: none, the job has no deadline).
     """
 
     dag_id: str
@@ -160,6 +164,7 @@ class FleetPage:
     expected: int = 0
     allowed_failures: int | None = None
     gone: tuple[str, ...] = ()
+    deadline: str = ""
 
     def counts(self) -> list[tuple[Status, int]]:
         """How many instances are in each status, in the order of :class:`Status`, zeros left out."""
@@ -222,3 +227,53 @@ def live_rows(
     # The run's tolerance is the wait's to apply: live, the page only says whether it still runs.
     done["outcome"] = Outcome.RUNNING.value if verdict.outcome is Outcome.RUNNING else ""
     return table(verdict), done
+
+
+def deadline_line(
+    *,
+    deadline_at: datetime,
+    timezone: str,
+    now: datetime,
+    live: bool,
+    views: Sequence[InstanceView],
+    expected: int,
+    started_at: datetime | None,
+    history: Iterable[HistoryPoint],
+) -> str:
+    """The run's deadline in local time and, while the run runs, when the fleet will likely finish.
+
+    The estimate is the early alert's (:func:`cots_ssm.deadline.estimate_finish`): from the hosts
+    finished so far and the last successful runs' durations; "no estimate yet" until either is enough.
+    """
+    zone = ZoneInfo(timezone)
+    text = f"Deadline {deadline_at.astimezone(zone):%Y-%m-%d %H:%M} ({timezone})"
+    if not live:
+        return text
+    starts = [_parse_time(v.started_at) for v in views if v.started_at]
+    started = min((s for s in starts if s), default=None) or started_at or now
+    # A successful night that ran the fleet (a skipped night is green with no verdict).
+    nights = [
+        p.duration_seconds
+        for p in history
+        if p.state == "success" and p.failed is not None and not p.current and p.duration_seconds
+    ]
+    estimate = estimate_finish(
+        now=now,
+        started_at=started,
+        fleet_size=max(expected, len(views)),
+        finished=sum(1 for v in views if v.group is not Group.RUNNING),
+        nights=nights,
+    )
+    if estimate is None:
+        return f"{text} · no estimate yet (a quarter of the hosts finished, or two successful nights)"
+    verdict = "past the deadline" if estimate.finish > deadline_at else "on time"
+    clock = f"{estimate.finish.astimezone(zone):%H:%M}"
+    return f"{text} · estimate: the fleet finishes ~{clock}, {verdict} (from {estimate.basis})"
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -365,6 +365,8 @@ def render_page(page: FleetPage, options: PageOptions | None = None) -> str:
     note = f'<p class="note">{esc(page.note)}</p>' if page.note else ""
     if page.overrides:  # a run triggered with other values than the job's says so, first
         note += '<p class="note" id="overrides">' + "<br>".join(map(esc, page.overrides)) + "</p>"
+    if page.deadline:
+        note += f'<p class="muted" id="deadline">{esc(page.deadline)}</p>'
     commands = " ".join(
         f'<a href="{esc(safe_url(url))}" target="_blank" rel="noopener noreferrer">{esc(cid)}</a>'
         for cid, url in page.commands

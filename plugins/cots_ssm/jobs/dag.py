@@ -19,10 +19,20 @@ from airflow.sdk import DAG
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 
 from cots_ssm.config import BatchConfig
+from cots_ssm.deadline import budget, parse_deadline
 from cots_ssm.jobs.loader import Job, JobError, JobsFile
 from cots_ssm.params import choose_targets, trigger_form
 from cots_ssm.report import report_fleet
-from cots_ssm.tasks import FLEET_RUN, CotsFailureNotifier, CotsFleetSensor, CotsRunFailureNotifier
+from cots_ssm.tasks import (
+    DEADLINE_TASK_ID,
+    FLEET_RUN,
+    LATE_TASK_ID,
+    CotsDeadlineWatch,
+    CotsFailureNotifier,
+    CotsFleetSensor,
+    CotsRunFailureNotifier,
+    deadline_missed,
+)
 from cots_ssm.window import in_start_window, with_logical_date
 from ssm_fleet.compat import CronTriggerTimetable
 from ssm_fleet.operators.cancel import SsmCancelCommandsOperator
@@ -42,6 +52,11 @@ SCRIPT_ARGUMENTS = "{{ with_logical_date(params.script_arguments, dag_run) }}"
 # Airflow 3.2+ refuses the run types a DAG does not list, in the UI, the REST API and the scheduler;
 # on 3.0 and 3.1 the window task refuses them (cots_ssm.window).
 ALLOWED_RUN_TYPES = "allowed_run_types" in inspect.signature(DAG).parameters
+# Airflow 3.1+ sends the deadline alert itself (Deadline Alerts) for runs with a logical date; a watch
+# task of the run sends it on 3.0, and for runs triggered without a logical date.
+DEADLINE_ALERTS = "deadline" in inspect.signature(DAG).parameters
+# The watches end at their first check after the wait ends: at most a minute later, whatever the poll.
+WATCH_POKE = "{{ [params.poll_interval_seconds, 60] | min }}"
 # A template, not an XComArg: a run task that failed before handing on leaves the cleanup None, not an error.
 SENT_COMMAND_IDS = "{{ ti.xcom_pull(task_ids='" + FLEET_RUN.send_task_id + "', key='command_ids') }}"
 
@@ -63,6 +78,9 @@ def build_job_dag(job: Job, *, doc_md: str | None = None) -> DAG:
     fleet_targets = partial(choose_targets, default_ids=config.instance_ids, default_tags=config.target_tags)
     heading = f"**{job.description}**\n\n" if job.description else ""
     run_types: dict[str, Any] = {"allowed_run_types": list(config.run_types)} if ALLOWED_RUN_TYPES else {}
+    deadline: dict[str, Any] = (
+        {"deadline": deadline_alert(config)} if config.deadline and DEADLINE_ALERTS else {}
+    )
     with DAG(
         dag_id=job.id,
         description=job.description or f"COTS batch {job.id} through SSM Run Command",
@@ -88,9 +106,64 @@ def build_job_dag(job: Job, *, doc_md: str | None = None) -> DAG:
         tags=list(dict.fromkeys([*COMMON_TAGS, *job.tags])),
         doc_md=heading + (doc_md or ""),
         **run_types,
+        **deadline,
     ) as dag:
         _wire(config, alert)
     return dag
+
+
+def deadline_alert(config: BatchConfig) -> Any:
+    """Airflow's Deadline Alert of a job (3.1+): its logical date plus the job's budget, then one alert.
+
+    The interval is fixed (Airflow adds it to the logical date), so on the two nights a year the
+    clocks change, Airflow's alert comes an hour before or after the local ``HH:MM``.
+    """
+    try:  # the SDK's top level from Airflow 3.2, its definitions module in 3.1
+        from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # pragma: no cover - Airflow 3.1
+        from airflow.sdk.definitions.callback import AsyncCallback  # type: ignore[no-redef,unused-ignore]
+        from airflow.sdk.definitions.deadline import (  # type: ignore[no-redef,unused-ignore]
+            DeadlineAlert,
+            DeadlineReference,
+        )
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=budget(config.schedule, parse_deadline(config.deadline), config.timezone),
+        callback=AsyncCallback(
+            deadline_missed,
+            kwargs={
+                "target_arn": config.sns_topic_arn,  # the job's topic, never a form value
+                "aws_conn_id": config.aws_conn_id,
+                "deadline": config.deadline,
+                "timezone": config.timezone,
+                "schedule": config.schedule,
+            },
+        ),
+    )
+
+
+def _watches(config: BatchConfig, run: SsmRunCommandOperator, timeout: float) -> list[CotsDeadlineWatch]:
+    """Next to the wait: the early alert's watch, and the deadline's where Airflow does not send it."""
+    kinds = [(LATE_TASK_ID, True), (DEADLINE_TASK_ID, False)]
+    return [
+        CotsDeadlineWatch(
+            task_id=task_id,
+            late=late,
+            deadline=config.deadline,
+            timezone=config.timezone,
+            schedule=config.schedule,
+            target_arn=config.sns_topic_arn,
+            airflow_alerts=DEADLINE_ALERTS,
+            command_ids=run.output["command_ids"],  # type: ignore[index]
+            gone=run.output["gone"],  # type: ignore[index]
+            run_attempt=run.output["attempt"],  # type: ignore[index]
+            max_failed_instances="{{ params.max_failed_instances }}",
+            poke_interval=WATCH_POKE,
+            timeout=timeout,
+            on_failure_callback=None,  # it never fails the run; a timeout skips it
+        )
+        for task_id, late in kinds
+    ]
 
 
 def _wire(config: BatchConfig, alert: CotsFailureNotifier) -> None:
@@ -163,6 +236,8 @@ def _wire(config: BatchConfig, alert: CotsFailureNotifier) -> None:
     report.as_teardown(setups=run)
     teardown = cancel.as_teardown(setups=run, on_failure_fail_dagrun=True)
     window >> preflight >> run >> wait >> report >> teardown
+    if config.deadline:
+        run >> _watches(config, run, wait.timeout)  # leaves: they end with the wait, alerting at most once
     # Also after a failed run task: what it sent before failing must not run unwatched.
     cancel.trigger_rule = "all_done"  # type: ignore[assignment]
 

@@ -26,7 +26,8 @@ from croniter import croniter
 from jsonschema import ValidationError
 
 from cots_ssm import overrides
-from cots_ssm.config import BatchConfig
+from cots_ssm.config import PREFIX, BatchConfig
+from cots_ssm.deadline import parse_deadline
 from cots_ssm.jobs import schema
 from cots_ssm.window import BACKFILL, LOGICAL_DATE
 
@@ -200,6 +201,7 @@ def _job_problems(raw: Any, defaults: Mapping[str, Any], base: BatchConfig) -> I
     yield from _schedule_problems(merged["schedule"], merged["timezone"])
     yield from overrides.bound_problems(merged)
     yield from _run_type_problems(merged["run_types"], merged["script_arguments"])
+    yield from _deadline_problems(merged["deadline"])
     if bool(merged["instance_ids"]) == bool(merged["target_tags"]):
         yield FLEET, "no fleet: give instance_ids or target_tags (here, in defaults or in COTS_BATCH_*)"
 
@@ -216,6 +218,15 @@ def _schedule_problems(cron: str, timezone: str) -> Iterator[tuple[str, str]]:
         pendulum.timezone(timezone)
     except ValueError:  # pendulum's InvalidTimezone
         yield "timezone", f"{timezone!r} is not a known IANA timezone (e.g. UTC, Europe/Paris)"
+
+
+def _deadline_problems(deadline: str) -> Iterator[tuple[str, str]]:
+    """The schema checks the key; this also checks a deadline that came from ``COTS_BATCH_DEADLINE``."""
+    if deadline:
+        try:
+            parse_deadline(deadline, field_name=f"deadline (or {PREFIX}DEADLINE)")
+        except ValueError as error:
+            yield "deadline", str(error)
 
 
 def _run_type_problems(run_types: list[str], arguments: list[str]) -> Iterator[tuple[str, str]]:

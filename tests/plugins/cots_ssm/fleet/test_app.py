@@ -132,6 +132,26 @@ class TestSources:
         assert source.live_calls == 1 and "<body data-live>" in answer.text
         assert "1 InProgress" in answer.text and "1 Success" in answer.text and "of 2 hosts" in answer.text
 
+    def test_a_running_run_with_a_deadline_shows_it_and_the_estimate(self, client, auth_manager):
+        from datetime import UTC, datetime, timedelta
+
+        live = LiveRead(
+            [api_command(2, Status.IN_PROGRESS)],
+            [
+                api_invocation(0, Status.IN_PROGRESS, StatusDetails.IN_PROGRESS),
+                api_invocation(1, Status.SUCCESS, StatusDetails.SUCCESS, 0),
+            ],
+        )
+        deadline = datetime.now(UTC) + timedelta(hours=1)
+        facts = RunFacts(state="running", deadline_at=deadline, timezone="Europe/Paris")
+        http, _ = client(facts, live)
+        answer = http.get(
+            fleet_path(DAG, RUN), headers={"Authorization": f"Bearer {token(auth_manager, 'VIEWER')}"}
+        )
+        (line,) = re.findall(r'<p class="muted" id="deadline">([^<]*)</p>', answer.text)
+        assert line.startswith("Deadline ") and "(Europe/Paris) · estimate: the fleet finishes ~" in line
+        assert "1/2 host(s) finished in" in line
+
     def test_a_finished_run_shows_the_recorded_results_without_reading_ssm(self, client, auth_manager):
         http, source = client()
         answer = http.get(

@@ -1,4 +1,14 @@
-from cots_ssm.fleet.model import FleetPage, Group, InstanceView, live_rows, views_from_rows
+from datetime import UTC, datetime
+
+from cots_ssm.fleet.model import (
+    FleetPage,
+    Group,
+    HistoryPoint,
+    InstanceView,
+    deadline_line,
+    live_rows,
+    views_from_rows,
+)
 from ssm_fleet.status import Status, StatusDetails
 
 from .fleet_rows import api_command, api_invocation, instance_id, rows
@@ -79,3 +89,59 @@ class TestAtAGlance:
     def test_a_fleet_ssm_has_not_listed_entirely_says_how_many_are_missing(self):
         page = FleetPage("d", "r", "running", True, tuple(views_from_rows(rows(2))), expected=5)
         assert page.remarks() == ["3 not listed by SSM yet"]
+
+
+DEADLINE = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)  # 06:00 in Paris
+
+
+def line(views, *, now, history=(), live=True, expected=0):
+    return deadline_line(
+        deadline_at=DEADLINE,
+        timezone="Europe/Paris",
+        now=now,
+        live=live,
+        views=views,
+        expected=expected,
+        started_at=None,
+        history=history,
+    )
+
+
+class TestDeadlineLine:
+    """The page's estimate is the early alert's (cots_ssm.deadline.estimate_finish), fed from the page."""
+
+    def test_a_finished_run_shows_only_its_deadline_in_local_time(self):
+        assert (
+            line(views_from_rows(rows(3)), now=DEADLINE, live=False)
+            == "Deadline 2026-11-27 06:00 (Europe/Paris)"
+        )
+
+    def test_a_running_fleet_past_the_deadline_by_its_progress(self):
+        # rows() start at 02:30 UTC; 2 of 4 finished at 04:30 UTC: the fleet needs ~4 h, ends ~06:30 UTC.
+        views = views_from_rows(rows(4, running={2, 3}))
+        text = line(views, now=datetime(2026, 11, 27, 4, 30, tzinfo=UTC))
+        assert text == (
+            "Deadline 2026-11-27 06:00 (Europe/Paris) · estimate: the fleet finishes ~07:30, "
+            "past the deadline (from 2/4 host(s) finished in 2:00:00)"
+        )
+
+    def test_the_last_successful_nights_count_not_the_failed_or_skipped_ones_nor_this_run(self):
+        views = views_from_rows(rows(4, running={0, 1, 2, 3}))
+        history = [
+            HistoryPoint("a", 3600.0, 0, "success"),
+            HistoryPoint("b", 99_999.0, 1, "failed"),
+            HistoryPoint("c", 3600.0, 0, "success"),
+            HistoryPoint("skipped", 5.0, None, "success"),  # green, but the window skipped it: no verdict
+            HistoryPoint("this", 10.0, None, "running", current=True),
+        ]
+        text = line(views, now=datetime(2026, 11, 27, 2, 40, tzinfo=UTC), history=history)
+        assert "~04:30, on time (from the last 2 successful night(s), median 1:00:00)" in text
+
+    def test_no_estimate_yet_says_what_it_waits_for(self):
+        views = views_from_rows(rows(8, running=set(range(1, 8))))
+        text = line(
+            views,
+            now=datetime(2026, 11, 27, 3, 0, tzinfo=UTC),
+            history=[HistoryPoint("a", 60.0, 0, "success")],
+        )
+        assert text.endswith("no estimate yet (a quarter of the hosts finished, or two successful nights)")

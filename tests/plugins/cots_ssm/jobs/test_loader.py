@@ -269,3 +269,31 @@ class TestRunTypes:
             "script_arguments.1",
             'quote it: "{logical_date}" (unquoted, YAML reads it as a mapping)',
         )
+
+
+class TestDeadline:
+    def test_a_job_has_no_deadline_unless_it_says_so(self):
+        (job,) = parse({"jobs": [{"id": "plain"}]}).jobs
+        assert job.config.deadline == ""
+
+    def test_a_deadline_from_the_job_the_defaults_or_the_environment(self):
+        (_, own) = parse(with_job({**INDEXER, "deadline": "06:00"}, defaults={"deadline": "07:30"})).jobs
+        (inherited, _) = parse(with_job(INDEXER, defaults={"deadline": "07:30"})).jobs
+        (from_env,) = parse({"jobs": [{"id": "plain"}]}, env={"COTS_BATCH_DEADLINE": "05:45"}).jobs
+        assert (own.config.deadline, inherited.config.deadline, from_env.config.deadline) == (
+            "06:00",
+            "07:30",
+            "05:45",
+        )
+
+    @pytest.mark.parametrize("value", ["6:00", "24:00", "06:00:00", "six"])
+    def test_a_bad_deadline_refuses_the_job_naming_the_field(self, value):
+        error = only_error(parse(with_job({**INDEXER, "deadline": value})))
+        assert (error.job_id, error.field) == ("document_indexer", "deadline")
+        assert repr(value) in error.message
+
+    def test_a_bad_deadline_in_the_environment_names_the_variable(self):
+        result = parse({"jobs": [{"id": "plain"}]}, env={"COTS_BATCH_DEADLINE": "6am"})
+        error = only_error(result)
+        assert error.field == "deadline"
+        assert "COTS_BATCH_DEADLINE" in error.message and "'6am' is not a time of day" in error.message
