@@ -12,6 +12,7 @@ trigger form.
 | `wait` | sensor: reschedule (no slot between checks) or deferrable (triggerer waits); names failures |
 | `report` | prints the per-instance table (status, details, exit code, duration, attempt, stderr tail) |
 | `cancel_leftovers` | teardown: cancels what still runs (found by token); decides the run's state |
+| `running_late`, `deadline` | with a job `deadline` only: one alert when late is foreseen, one when missed |
 
 A failure of any task sends an SNS alert naming the failed instances, their status details, exit
 codes and stderr tails; so does a run that ends by `dagrun_timeout` or is marked failed, after its

@@ -229,6 +229,7 @@ class DeadlineNotice:
         return moment.astimezone(ZoneInfo(self.timezone)).strftime("%Y-%m-%d %H:%M")
 
     def subject(self) -> str:
+        """One line under 100 chars: running late (with the estimate) or the deadline missed."""
         still = f"{len(self.running)}/{self.fleet_size or '?'} host(s) still running"
         if self.late and self.estimate:
             clock = self.estimate.finish.astimezone(ZoneInfo(self.timezone)).strftime("%H:%M")
@@ -240,6 +241,7 @@ class DeadlineNotice:
         return FailureAlert(self.dag_id, self.run_id, "", headline=what).subject()
 
     def body(self, max_bytes: int = 250_000) -> str:
+        """The notice: the night, the deadline, the estimate, the hosts still running (bounded)."""
         zone = f"{self.timezone}, {self.deadline_at.strftime('%Y-%m-%d %H:%M')} UTC"
         lines = [
             LATE_OPENING if self.late else MISSED_OPENING,

@@ -246,6 +246,7 @@ class CotsDeadlineWatch(CotsFleetSensor):
         self.airflow_alerts = airflow_alerts
 
     def poke(self, context: Context) -> bool:
+        """One check of the run against its deadline; an error in it is logged, never raised."""
         try:
             return self._check(context, datetime.now(UTC))
         except Exception:

@@ -96,8 +96,10 @@ def test_a_job_without_a_deadline_has_no_watch_and_no_alert(dags):
 
 @pytest.fixture(scope="module")
 def fallback(tmp_path_factory, emulator):
-    """The jobs' DAGs as Airflow 3.0 builds them (no Deadline Alert: the ``deadline`` watch), kept so
-    while the tests run (``dag.test()`` of Airflow 3.2+ parses the folder again)."""
+    """The jobs' DAGs as Airflow 3.0 builds them (no Deadline Alert: the ``deadline`` watch).
+
+    Kept so while the tests run (``dag.test()`` of Airflow 3.2+ parses the folder again).
+    """
     import cots_ssm.jobs.dag
 
     with pytest.MonkeyPatch.context() as patch:
@@ -107,9 +109,12 @@ def fallback(tmp_path_factory, emulator):
 
 @pytest.fixture(autouse=True)
 def reschedule_dates_are_datetimes(monkeypatch):
-    """``dag.test()`` of Airflow 3.0.6 hands a sensor its first reschedule date as text, which fails
-    every reschedule sensor from its second check (``datetime - str`` in ``BaseSensorOperator``);
-    the supervisor of a real deployment gives a datetime. Read the text as the datetime it is."""
+    """Read the first reschedule date as the datetime it is, on Airflow 3.0.6's ``dag.test()``.
+
+    ``dag.test()`` of 3.0.6 hands a sensor that date as text, which fails every reschedule sensor
+    from its second check (``datetime - str`` in ``BaseSensorOperator``); the supervisor of a real
+    deployment gives a datetime.
+    """
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
     original = RuntimeTaskInstance.get_first_reschedule_date

@@ -80,8 +80,11 @@ def about(messages: list[dict], run_id: str) -> list[dict]:
 
 
 def test_late_then_at_the_deadline_for_two_slow_hosts_and_neither_for_a_run_in_time(api, aws, emulator):
-    """One standalone, one queue read as a whole: the run in time goes first, so that its deadline
-    passes (and an alert Airflow would wrongly send comes) while the slow run runs."""
+    """One late alert, then one at the deadline, for two slow hosts; none for a run in time.
+
+    One standalone, one queue read as a whole: the run in time goes first, so that its deadline
+    passes (and an alert Airflow would wrongly send comes) while the slow run runs.
+    """
     received: list[dict] = []
     _, fast_tags = new_fleet(emulator, 6)
     in_time, in_time_logical = trigger(api, fast_tags)

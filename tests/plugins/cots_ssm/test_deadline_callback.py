@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from cots_ssm.fleet.urls import fleet_path
 from cots_ssm.tasks import deadline_missed
+
+pytestmark = pytest.mark.matrix
 
 DEADLINE = datetime.now(UTC) - timedelta(seconds=5)
 

@@ -13,6 +13,8 @@ import pytest
 from cots_ssm.tasks import CotsDeadlineWatch
 from ssm_fleet.operators.ssm import SsmRunCommandOperator
 
+pytestmark = pytest.mark.matrix
+
 MISSING_TOPIC = "arn:aws:sns:us-east-1:123456789012:no-such-topic"
 
 
