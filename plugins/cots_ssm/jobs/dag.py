@@ -141,6 +141,9 @@ def _wire(config: BatchConfig, alert: CotsFailureNotifier) -> None:
         deferrable="{{ params.deferrable }}",
         # Time out (cancel, fail, alert) before dagrun_timeout ends the run without any task failing.
         timeout=max(600.0, config.dagrun_timeout_hours * 3600 - 900),
+        # Hosts that missed the start are re-sent by the wait, until it times out (ssm_fleet.resend).
+        host_retries=config.host_retries,
+        retry_exit_codes=list(config.retry_exit_codes),
     )
     report = PythonOperator(
         task_id="report",
