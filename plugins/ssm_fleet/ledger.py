@@ -119,9 +119,11 @@ def split_duplicates(
     """
     groups: dict[tuple[int, int, tuple[str, ...]] | str, list[CommandSummary]] = {}
     for command in sorted(commands, key=_order_key):
-        # A re-send is one host's: its copies share the host as well as the number.
+        # A re-send is one host's: its copies share the host as well as the number (a re-send known
+        # only through an invocation, its host unknown, is its own group).
         hosts = command.instance_ids if command.resend else ()
-        key = (command.attempt, command.chunk, hosts) if command.chunk else command.command_id
+        grouped = command.chunk and (hosts or not command.resend)
+        key = (command.attempt, command.chunk, hosts) if grouped else command.command_id
         groups.setdefault(key, []).append(command)
     kept: list[CommandSummary] = []
     duplicates: list[CommandSummary] = []

@@ -151,7 +151,11 @@ def candidates(ledger: RunLedger, attempt: int, policy: ResendPolicy, now: float
         return []
     due = []
     # A re-send SSM lists before any invocation of it counts as used too.
-    sent = {(c.instance_ids[0], c.resend) for c in ledger.commands if c.resend and c.attempt == attempt}
+    sent = {
+        (c.instance_ids[0], c.resend)
+        for c in ledger.commands
+        if c.resend and c.attempt == attempt and c.instance_ids
+    }
     for host, record in ledger.hosts.items():
         latest = record.latest
         used = max(
