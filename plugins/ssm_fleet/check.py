@@ -275,8 +275,11 @@ def read_ledger(spec: WaitSpec) -> Generator[Request, Any, _Read]:
     return _Read(ledger, attempt, run_commands, token.digest if token else "", since)
 
 
-def _judge(spec: WaitSpec, read: _Read, waiting: Sequence[str] = ()) -> FleetVerdict:
-    verdict = read.ledger.verdict(spec.tolerance, spec.policy, gone=spec.gone, waiting=waiting)
+def _judge(
+    spec: WaitSpec, read: _Read, waiting: Sequence[str] = (), sent: Sequence[str] = ()
+) -> FleetVerdict:
+    """The verdict; hosts ``waiting`` to come Online and those just ``sent`` again still to come."""
+    verdict = read.ledger.verdict(spec.tolerance, spec.policy, gone=spec.gone, waiting=[*waiting, *sent])
     if spec.resend is None:
         return verdict
     return replace(verdict, waiting=tuple(waiting), resent=notes(read.ledger, read.attempt))
@@ -295,26 +298,28 @@ def read_verdict(spec: WaitSpec, *, now: float | None = None) -> Generator[Reque
 
 def resend_round(
     spec: WaitSpec, read: _Read, now: float
-) -> Generator[Request, Any, tuple[list[str], list[str]]]:
-    """Re-send each ``Online`` host that has a re-send due; return the hosts waiting, and what was sent.
+) -> Generator[Request, Any, tuple[list[str], list[str], list[str]]]:
+    """Re-send each ``Online`` host that has a re-send due.
+
+    Returns the hosts waiting to come ``Online``, the hosts due now (sent, or to be looked up by
+    the next check), and one log line per re-send (``i-0abc: Delivery Timed Out, re-sent 02:14``).
 
     Duplicates of a re-send (two checks that both sent it, see
     :meth:`ssm_fleet.send.FleetSender.resend`) are cancelled first: the ledger keeps the earliest.
     """
     if spec.resend is None or not read.digest or read.since is None:
-        return [], []
+        return [], [], []
     copies = tuple(c.command_id for c in read.ledger.duplicates if c.resend and not c.cancelled)
     if copies:
         yield CancelCommands(copies, "a second copy of a host's re-send (sent twice)")
     due = candidates(read.ledger, read.attempt, spec.resend, now)
     if not due:
-        return [], []
+        return [], [], []
     instances = (yield DescribeInstances(tuple(d.instance_id for d in due))) or ()
     todo = plan_round(due, instances)
-    waiting, sent = list(todo.waiting), []
+    sent: list[str] = []
     for item in todo.due:
         source = read.run_commands.get(item.source_command_id)
-        waiting.append(item.instance_id)
         if source is None:  # not listed yet (SSM's reads lag): the next check
             continue
         command_id = yield Resend(item, read.digest, read.attempt, source, read.since)
@@ -323,7 +328,7 @@ def resend_round(
             sent.append(
                 f"{item.instance_id}: {item.reason}, re-sent {at} (re-send {item.resend}, {command_id})"
             )
-    return waiting, sent
+    return list(todo.waiting), [d.instance_id for d in todo.due], sent
 
 
 def _from_invocations(command_id: str, invocations: Sequence[InvocationResult]) -> CommandSummary:
@@ -343,10 +348,11 @@ def fleet_check(
     """
     read = yield from read_ledger(spec)
     waiting: list[str] = []
+    due: list[str] = []
     resent: list[str] = []
     if not timed_out:
-        waiting, resent = yield from resend_round(spec, read, time.time() if now is None else now)
-    verdict = _judge(spec, read, waiting)
+        waiting, due, resent = yield from resend_round(spec, read, time.time() if now is None else now)
+    verdict = _judge(spec, read, waiting, due)
     if verdict.outcome is Outcome.RUNNING and not timed_out:
         return CheckResult(CheckStatus.RUNNING, verdict, resent=tuple(resent))
     if verdict.failed or verdict.problems:

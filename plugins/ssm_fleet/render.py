@@ -85,8 +85,9 @@ def progress_line(verdict: FleetVerdict) -> str:
     if done:
         line += f": {_counted(done)}"
     waiting = [_counted(verdict.running)] if verdict.running else []
-    if verdict.unlisted:
-        waiting.append(f"{verdict.unlisted} not listed yet")
+    unlisted = verdict.unlisted - len(verdict.waiting)  # a host to be re-sent is said so below
+    if unlisted > 0:
+        waiting.append(f"{unlisted} not listed yet")
     line += f"; {', '.join(waiting)}" if waiting else ""
     if verdict.waiting:
         line += f"; {len(verdict.waiting)} to be re-sent once Online ({', '.join(verdict.waiting[:5])})"

@@ -118,6 +118,7 @@ def test_a_host_back_online_is_resent_once_and_the_fleet_keeps_running():
     assert result.status is CheckStatus.RUNNING
     assert [(d.instance_id, d.resend, d.source_command_id) for d in ssm.sent()] == [(IDS[0], 1, "cmd-1")]
     assert result.verdict.failed == ()
+    assert result.payload(spec())["verdict"]["progress"] == "1/2 hosts done: 1 Success; 1 not listed yet"
     assert result.resent == (f"{IDS[0]}: Delivery Timed Out, re-sent 02:14 (re-send 1, re-{IDS[0]}-1)",)
     request = next(r for r in ssm.requests if isinstance(r, Resend))
     assert (request.digest, request.attempt, request.source["CommandId"]) == (DIGEST, 1, "cmd-1")
@@ -135,7 +136,8 @@ def test_an_offline_host_waits_without_being_sent_or_failing():
     ssm = FakeSsm({"cmd-1": [missed(IDS[0]), ran(IDS[1])]}, [chunk(IDS[:2])])
     result = ssm.check(spec())
     assert (result.status, ssm.sent(), result.verdict.waiting) == (CheckStatus.RUNNING, [], (IDS[0],))
-    assert "1 to be re-sent once Online" in result.payload(spec())["verdict"]["progress"]
+    progress = result.payload(spec())["verdict"]["progress"]
+    assert progress == f"1/2 hosts done: 1 Success; 1 to be re-sent once Online ({IDS[0]})"
 
 
 def test_the_resent_host_that_succeeded_makes_the_run_green_and_its_row_names_the_resend():
