@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 from ssm_fleet.invocations import InvocationResult
 from ssm_fleet.ledger import HostRecord, RunLedger
@@ -77,11 +78,11 @@ class ResendPolicy:
     def from_dict(cls, value: Mapping[str, object] | None) -> ResendPolicy | None:
         if not value:
             return None
-        codes = value.get("retry_exit_codes") or ()
+        codes = cast(Iterable[object], value.get("retry_exit_codes") or ())
         until = value.get("until")
         return cls(
             host_retries=int(str(value.get("host_retries", 1))),
-            retry_exit_codes=frozenset(int(str(c)) for c in codes),  # type: ignore[attr-defined]
+            retry_exit_codes=frozenset(int(str(c)) for c in codes),
             until=None if until is None else float(str(until)),
         )
 
@@ -168,10 +169,15 @@ def candidates(ledger: RunLedger, attempt: int, policy: ResendPolicy, now: float
 
 
 def plan_round(due: Iterable[Due], instances: Iterable[Mapping[str, object]]) -> ResendRound:
-    """Split the candidates by DescribeInstanceInformation: ``Online`` ones go, the others wait."""
-    online = {str(i.get("InstanceId")) for i in instances if i.get("PingStatus") == PingStatus.ONLINE}
-    todo = tuple(d for d in due if d.instance_id in online)
-    return ResendRound(todo, tuple(d.instance_id for d in due if d.instance_id not in online))
+    """Split the candidates by DescribeInstanceInformation: ``Online`` ones go, ``ConnectionLost`` wait.
+
+    A host SSM no longer lists, or lists ``Inactive`` (terminated, deregistered), will not come
+    back: it neither goes nor waits, and is judged by its latest invocation now.
+    """
+    ping = {str(i.get("InstanceId")): i.get("PingStatus") for i in instances}
+    todo = tuple(d for d in due if ping.get(d.instance_id) == PingStatus.ONLINE)
+    waiting = tuple(d.instance_id for d in due if ping.get(d.instance_id) == PingStatus.CONNECTION_LOST)
+    return ResendRound(todo, waiting)
 
 
 def resend_note(record: HostRecord, attempt: int) -> str:

@@ -64,7 +64,8 @@ def resend_command(instance_id, k, command_id=None, status="Pending", at="2026-1
 class FakeSsm:
     """SSM as a check sees it: listings, the run's commands, ping statuses; records every request."""
 
-    def __init__(self, listings, commands, online=()):
+    def __init__(self, listings, commands, online=(), known=None):
+        self.known = known  # the hosts SSM still lists (default: every host asked about)
         self.listings = listings
         self.commands = {c["CommandId"]: c for c in commands}
         self.online = set(online)
@@ -79,8 +80,9 @@ class FakeSsm:
         if isinstance(request, FindRunCommands):
             return list(self.commands.values())
         if isinstance(request, DescribeInstances):
+            known = [i for i in request.instance_ids if self.known is None or i in self.known]
             return [{"InstanceId": i, "PingStatus": "Online" if i in self.online else "ConnectionLost"}
-                    for i in request.instance_ids]  # fmt: skip
+                    for i in known]  # fmt: skip
         if isinstance(request, Resend):
             new = resend_command(request.due.instance_id, request.due.resend)
             self.commands[new["CommandId"]] = new
@@ -205,3 +207,11 @@ def test_a_second_copy_of_a_resend_is_cancelled_the_earliest_kept():
     cancels = [r for r in ssm.requests if isinstance(r, CancelCommands)]
     assert [c.command_ids for c in cancels] == [("re-b",)]
     assert ssm.sent() == []
+
+
+def test_a_host_ssm_no_longer_knows_is_judged_at_once():
+    ssm = FakeSsm(
+        {"cmd-1": [missed(IDS[0], details="Undeliverable"), ran(IDS[1])]}, [chunk(IDS[:2])], known=()
+    )
+    result = ssm.check(spec())
+    assert (result.status, ssm.sent()) == (CheckStatus.FAILED, [])

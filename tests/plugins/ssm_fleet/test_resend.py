@@ -185,6 +185,11 @@ class TestCandidates:
         round_ = plan_round(due, instances)
         assert (round_.due, round_.waiting) == ((due[0],), (IDS[1],))
 
+    @pytest.mark.parametrize("instances", [[], [{"InstanceId": IDS[0], "PingStatus": "Inactive"}]])
+    def test_a_host_that_will_not_come_back_neither_goes_nor_waits(self, instances):
+        round_ = plan_round([Due(IDS[0], 1, "Undeliverable", "cmd-1")], instances)
+        assert (round_.due, round_.waiting) == ((), ())
+
 
 class TestLedger:
     def test_a_resend_is_one_more_invocation_of_its_host_after_the_chunk(self):
