@@ -8,6 +8,13 @@ asynchronously (the trigger), retrying transient errors by :func:`retry_delay`. 
 pages, the verdict over hosts, which failed hosts get their full output, the cancel of a failing
 fleet under ``failure_policy=cancel`` and the timeout rule (one last read before a timeout is
 declared) live here once. Pure Python, no Airflow import, no AWS call.
+
+A wait with a re-send policy (:mod:`ssm_fleet.resend`) also re-sends, within the same check, each
+host whose batch never started (or exited with a listed code) once it is ``Online``: it reads the
+run's re-sends by token (:class:`FindRunCommands`) only when a host needs one, asks
+DescribeInstanceInformation (:class:`DescribeInstances`), then sends (:class:`Resend`), so the
+sensor and the trigger decide it identically. Over 350 lines for that reason: the requests and the
+one decision sequence they serve are kept in one module.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ anything is sent. Per chunk of 50 hosts (or one tag command for a fresh run by t
 A stop request (:meth:`FleetSender.stop`, the task's ``on_kill``) stops sending before the next
 chunk and cancels what this try sent. Airflow glue lives in the operator; this module does the
 AWS calls through the fleet hook.
+
+Over 350 lines for a reason: a host's automatic re-send (:meth:`FleetSender.resend`, and
+:class:`ResendRequests` that the wait's check drives) is the same protocol for one host, so it
+reuses the look-up by token rather than copying it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Wait, without holding a worker slot, until every host of a fleet run has finished."""
+"""Wait, without holding a worker slot, until every host of a fleet run has finished.
+
+Over 350 lines for a reason: the sensor is also the synchronous carrier of the shared check's
+requests (reads, cancels, re-sends) and the deferral to the trigger, one wait in two modes.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Wait for a fleet run in the triggerer: one async loop instead of a worker slot."""
+"""Wait for a fleet run in the triggerer: one async loop instead of a worker slot.
+
+Over 350 lines for a reason: the asynchronous carrier of the shared check's requests, and the
+on_kill decision (stop the fleet or keep it for a Clear), belong to the one trigger.
+"""
 
 from __future__ import annotations
 
