@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -120,3 +121,15 @@ def test_the_trigger_resends_the_same_way(aws, make_context, accepted, rebooting
     rows = {r["instance_id"]: r for r in event["results"]}
     assert rows[rebooting]["resent"].startswith("re-sent 1x after Delivery Timed Out")
     assert aws.control.executions()[rebooting] == 1
+
+
+@pytest.mark.parametrize(
+    "until", ["2026-11-26T06:00:00+00:00", datetime(2026, 11, 26, 6, tzinfo=UTC), 1_795_672_800]
+)
+def test_the_resend_bound_is_a_moment_given_as_text_datetime_or_epoch(make_context, until):
+    spec = sensor(["c-1"], host_retries=2, resend_until=until).wait_spec(make_context(task_id="wait"))
+    assert (spec.resend.host_retries, spec.resend.until) == (2, 1_795_672_800.0)
+
+
+def test_host_retries_0_is_no_resend_policy_at_all(make_context):
+    assert sensor(["c-1"]).wait_spec(make_context(task_id="wait")).resend is None
