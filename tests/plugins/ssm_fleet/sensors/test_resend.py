@@ -133,3 +133,29 @@ def test_the_resend_bound_is_a_moment_given_as_text_datetime_or_epoch(make_conte
 
 def test_host_retries_0_is_no_resend_policy_at_all(make_context):
     assert sensor(["c-1"]).wait_spec(make_context(task_id="wait")).resend is None
+
+
+def test_a_trigger_restarted_by_the_triggerer_does_not_send_the_resend_again(
+    aws, make_context, accepted, rebooting
+):
+    sent = send(make_context(), aws.instance_ids[:2])
+    kwargs = {"command_ids": sent["command_ids"], "deadline": time.time() + 60, "poll_interval": 0.3}
+    first = SsmFleetTrigger(**kwargs, attempt=1, resend={"host_retries": 1})
+
+    async def until_resent():
+        while accepted("SendCommand") < 2:
+            await first.check()
+            await asyncio.sleep(0.3)
+
+    asyncio.run(asyncio.wait_for(until_resent(), 30))
+    restarted = SsmFleetTrigger(
+        **SsmFleetTrigger(**kwargs, attempt=1, resend={"host_retries": 1}).serialize()[1]
+    )
+
+    async def first_event():
+        async for event in restarted.run():
+            return event.payload
+
+    assert asyncio.run(asyncio.wait_for(first_event(), 60))["status"] == "succeeded"
+    assert accepted("SendCommand") == 2
+    assert aws.control.executions()[rebooting] == 1
