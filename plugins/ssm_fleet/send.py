@@ -41,6 +41,7 @@ from ssm_fleet.invocations import CommandSummary, InvocationResult
 from ssm_fleet.ledger import AttemptPlan, RunLedger
 from ssm_fleet.plan import RESEND_CHUNK_BASE, CommandChunk, plan_chunks, resend_comment, user_comment
 from ssm_fleet.resend import Due
+from ssm_fleet.status import Status
 
 #: SendCommand requests per chunk and try: throttled ones, and never-connected ones.
 MAX_SENDS_PER_CHUNK = 5
@@ -442,7 +443,7 @@ class ResendRequests:
                     "CommandId": command_id,
                     "Comment": resend_comment(request.digest, request.attempt, request.due.resend),
                     "InstanceIds": [request.due.instance_id],
-                    "Status": "Pending",
+                    "Status": Status.PENDING.value,
                     "RequestedDateTime": datetime.now(UTC),
                 },
             )
