@@ -67,9 +67,18 @@ class EmulatorControl:
         """Remove tag `key` from an instance in EC2 (reset puts it back); return whether it had it."""
         return bool(self._post("untag", {"instance_id": instance_id, "key": key})["removed"])
 
-    def set_offline(self, instance_ids: Iterable[str], offline: bool = True) -> None:
-        """Set instances' PingStatus to ConnectionLost (commands stay Pending) or back to Online."""
-        self._post("offline", {"instance_ids": list(instance_ids), "offline": offline})
+    def set_offline(
+        self, instance_ids: Iterable[str], offline: bool = True, for_seconds: float | None = None
+    ) -> None:
+        """Set instances' PingStatus to ConnectionLost (commands stay Pending) or back to Online.
+
+        With `for_seconds`, offline instances come back `Online` by themselves after that long (a host
+        that was rebooting); `reset()` cancels a come-back not yet due.
+        """
+        body: dict[str, object] = {"instance_ids": list(instance_ids), "offline": offline}
+        if for_seconds is not None:
+            body["for_seconds"] = for_seconds
+        self._post("offline", body)
 
     def terminate(self, instance_id: str) -> bool:
         """Take an instance out of the fleet, as an EC2 termination does; return whether it was in it.

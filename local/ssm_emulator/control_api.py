@@ -15,7 +15,7 @@
 | POST   | /_emulator/lost-answer         | {"action", "count"?, "mode"?} ("500", "drop") |
 | POST   | /_emulator/require-tag         | {"key", "value"} (null key clears)            |
 | POST   | /_emulator/untag               | {"instance_id", "key"}                        |
-| POST   | /_emulator/offline             | {"instance_ids", "offline"?}                  |
+| POST   | /_emulator/offline             | {"instance_ids", "offline"?, "for_seconds"?}  |
 | POST   | /_emulator/terminate           | {"instance_id"}                               |
 | POST   | /_emulator/force-exit          | {"instance_id", "code"} (null clears)         |
 | POST   | /_emulator/extra-duration      | {"instance_id", "seconds"}                    |
@@ -30,6 +30,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from ssm_emulator.middleware import ControlError, Route
@@ -47,6 +48,8 @@ class ControlRoutes:
         self.server = server
         self.faults = server.faults
         self.registry = server.registry
+        # Instances set offline `for_seconds` come back by themselves; a reset cancels what is pending.
+        self._comebacks: list[threading.Timer] = []
 
     def table(self) -> dict[tuple[str, str], Route]:
         """Map (method, path below /_emulator/) to a handler."""
@@ -84,6 +87,9 @@ class ControlRoutes:
         }
 
     def reset(self, _: Body) -> Body:
+        for timer in self._comebacks:
+            timer.cancel()
+        self._comebacks.clear()
         self.faults.reset()
         self.registry.all_online()
         self.registry.restore_tags()
@@ -128,7 +134,21 @@ class ControlRoutes:
         if unknown:
             raise ControlError(f"not emulator instances: {', '.join(unknown)}")
         self.server.wake()
+        if offline and body.get("for_seconds") is not None:
+            self._come_back_after(ids, float(body["for_seconds"]))
         return {"instance_ids": ids, "offline": offline}
+
+    def _come_back_after(self, ids: list[str], seconds: float) -> None:
+        """Bring instances back `Online` after `seconds`, as a host that finished rebooting."""
+
+        def back() -> None:
+            self.registry.set_online(ids, True)
+            self.server.wake()
+
+        timer = threading.Timer(max(0.0, seconds), back)
+        timer.daemon = True
+        self._comebacks.append(timer)
+        timer.start()
 
     def terminate(self, body: Body) -> Body:
         instance_id = str(body["instance_id"])

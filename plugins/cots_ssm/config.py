@@ -113,6 +113,10 @@ class BatchConfig:
     :param run_types: the runs Airflow may start for the job (``cots_ssm.window.RUN_TYPES``); set
         by the jobs file only: a backfill is a job's decision, not a deployment's (default:
         scheduled and manual).
+    :param host_retries: automatic re-sends per host within a run, 0-3 (jobs file only): a host
+        whose batch never started is sent it again once ``Online`` (``ssm_fleet.resend``).
+    :param retry_exit_codes: exit codes of a batch that ran and failed that are re-run too, within
+        ``host_retries`` (jobs file only; default: none).
     """
 
     schedule: str = "0 2 * * *"
@@ -140,6 +144,8 @@ class BatchConfig:
     start_grace_minutes: int = 60
     deadline: str = ""
     run_types: list[str] = field(default_factory=lambda: list(DEFAULT_RUN_TYPES))
+    host_retries: int = 1
+    retry_exit_codes: list[int] = field(default_factory=list)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BatchConfig:

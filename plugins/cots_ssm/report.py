@@ -20,6 +20,7 @@ COLUMNS = (
     ("duration_seconds", "seconds"),
     ("attempt", "attempt"),
     ("command_id", "command"),
+    ("resent", "re-sent by the wait"),
 )
 
 
@@ -74,6 +75,12 @@ def report_fleet(
     if verdict.get("gone"):
         log.warning(
             "Hosts gone from the fleet since an earlier attempt (not sent, not counted): %s", verdict["gone"]
+        )
+    if verdict.get("resent"):
+        log.warning(
+            "Hosts the wait re-sent by themselves (they had missed the start, or exited with a code the job "
+            "retries): %s",
+            "; ".join(verdict["resent"]),
         )
     log.info("Per-host results:\n%s", format_table(rows) if rows else "(no invocation results)")
     if verdict.get("outcome") != Outcome.SUCCEEDED.value:

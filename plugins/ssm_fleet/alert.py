@@ -124,6 +124,8 @@ def _instance_lines(row: Mapping[str, Any]) -> list[str]:
         f"  command {row.get('command_id')}; started {row.get('started_at') or 'n/a'}, "
         f"ended {row.get('finished_at') or 'n/a'}",
     ]
+    if row.get("resent"):  # what the wait did by itself before this host failed
+        lines.append(f"  {row['resent']} (automatically, by the wait)")
     stderr = (row.get("stderr_tail") or "").splitlines()
     if stderr:
         lines += ["  stderr (last lines):", *(f"    {line}" for line in stderr)]

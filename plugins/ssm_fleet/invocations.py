@@ -59,9 +59,9 @@ def speaking_plugin(plugins: Sequence[Mapping[str, Any]] | None) -> Mapping[str,
     return steps[-1] if steps else {}
 
 
-def _attempt(comment: object) -> tuple[int, int]:
+def _attempt(comment: object) -> tuple[int, int, int]:
     token = parse_token(str(comment or ""))
-    return (token.attempt, token.chunk) if token else (1, 0)
+    return (token.attempt, token.chunk, token.resend) if token else (1, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ class InvocationResult:
     :param stderr_url: the S3 URL of the full standard error, if S3 output is on.
     :param attempt: the attempt of the run that sent the command (its token; 1 when it has none).
     :param chunk: the chunk of that attempt (its token; 0 when it has none).
+    :param resend: which automatic re-send of the host within the attempt this is (0: none).
     """
 
     command_id: str
@@ -101,6 +102,7 @@ class InvocationResult:
     stderr_url: str = ""
     attempt: int = 1
     chunk: int = 0
+    resend: int = 0
 
     @classmethod
     def from_api(cls, item: Mapping[str, Any]) -> InvocationResult:
@@ -112,7 +114,7 @@ class InvocationResult:
         details = str(item.get("StatusDetails") or raw or "")
         if status is Status.UNKNOWN:
             details = f"SSM status {raw!r}, unknown to this package"
-        attempt, chunk = _attempt(item.get("Comment"))
+        attempt, chunk, resend = _attempt(item.get("Comment"))
         return cls(
             command_id=str(item.get("CommandId") or ""),
             instance_id=str(item.get("InstanceId") or ""),
@@ -129,6 +131,7 @@ class InvocationResult:
             stderr_url=item.get("StandardErrorUrl") or plugin.get("StandardErrorUrl") or "",
             attempt=attempt,
             chunk=chunk,
+            resend=resend,
         )
 
     def with_full_output(self, invocation: Mapping[str, Any]) -> InvocationResult:
@@ -172,6 +175,7 @@ class CommandSummary:
     :param chunk: the chunk of that attempt (its token; 0 when it has none).
     :param requested_at: when SSM accepted it, as SSM gave it (orders two sends of one chunk).
     :param by_tag: whether it targets tags (``Targets``) rather than instance ids.
+    :param resend: which automatic re-send of its one host this is (0: not a re-send).
     """
 
     command_id: str
@@ -183,12 +187,13 @@ class CommandSummary:
     chunk: int = 0
     requested_at: str = ""
     by_tag: bool = False
+    resend: int = 0
 
     @classmethod
     def from_api(cls, command: Mapping[str, Any]) -> CommandSummary:
         """Build from a ``Command`` of SendCommand or ListCommands."""
         status = read_status(command.get("Status"))
-        attempt, chunk = _attempt(command.get("Comment"))
+        attempt, chunk, resend = _attempt(command.get("Comment"))
         try:
             target_count = int(command.get("TargetCount") or 0)
         except (TypeError, ValueError):
@@ -203,12 +208,20 @@ class CommandSummary:
             chunk=chunk,
             requested_at=str(command.get("RequestedDateTime") or ""),
             by_tag=bool(command.get("Targets")) and not command.get("InstanceIds"),
+            resend=resend,
         )
 
     @classmethod
-    def running(cls, command_id: str, attempt: int = 1, chunk: int = 0) -> CommandSummary:
+    def running(cls, command_id: str, attempt: int = 1, chunk: int = 0, resend: int = 0) -> CommandSummary:
         """A command known only through invocations of which some still run (or not listed yet)."""
-        return cls(command_id, Status.IN_PROGRESS, Status.IN_PROGRESS.value, attempt=attempt, chunk=chunk)
+        return cls(
+            command_id,
+            Status.IN_PROGRESS,
+            Status.IN_PROGRESS.value,
+            attempt=attempt,
+            chunk=chunk,
+            resend=resend,
+        )
 
     @property
     def expected_count(self) -> int:

@@ -114,12 +114,17 @@ def split_duplicates(
 ) -> tuple[list[CommandSummary], list[CommandSummary]]:
     """The commands that speak for their hosts (kept), and the duplicate sends of a chunk.
 
-    Per chunk of an attempt the kept command is the earliest not cancelled, else the latest one.
+    Per chunk of an attempt (per host and number for a re-send) the kept command is the earliest
+    not cancelled, else the latest one.
     Both lists are in speaking order: attempt, chunk, then time of the request.
     """
-    groups: dict[tuple[int, int] | str, list[CommandSummary]] = {}
+    groups: dict[tuple[int, int, tuple[str, ...]] | str, list[CommandSummary]] = {}
     for command in sorted(commands, key=_order_key):
-        key: tuple[int, int] | str = (command.attempt, command.chunk) if command.chunk else command.command_id
+        # A re-send is one host's: its copies share the host as well as the number (a re-send known
+        # only through an invocation, its host unknown, is its own group).
+        hosts = command.instance_ids if command.resend else ()
+        grouped = command.chunk and (hosts or not command.resend)
+        key = (command.attempt, command.chunk, hosts) if grouped else command.command_id
         groups.setdefault(key, []).append(command)
     kept: list[CommandSummary] = []
     duplicates: list[CommandSummary] = []
@@ -145,7 +150,7 @@ class RunLedger:
         for invocation in unique.values():
             if invocation.command_id not in by_id:
                 by_id[invocation.command_id] = CommandSummary.running(
-                    invocation.command_id, invocation.attempt, invocation.chunk
+                    invocation.command_id, invocation.attempt, invocation.chunk, invocation.resend
                 )
         self.commands, self.duplicates = split_duplicates(by_id.values())
         position = {c.command_id: n for n, c in enumerate(self.commands)}
@@ -240,16 +245,18 @@ class RunLedger:
         policy: FailurePolicy | str = FailurePolicy.FINISH,
         *,
         gone: Sequence[str] = (),
+        waiting: Collection[str] = (),
     ) -> FleetVerdict:
         """The verdict over hosts: each host's latest invocation, hosts in ``gone`` left out.
 
         Hosts an id command names but SSM has not listed yet, and the part of a tag command's target
         count not listed yet, are still to come; any command still running keeps the fleet running.
+        Hosts in ``waiting`` (to be re-sent by the wait, :mod:`ssm_fleet.resend`) are still to come too.
         """
         limit, rule = FailureTolerance.parse(tolerance), FailurePolicy.parse(policy)
         left = set(gone)
         latest = tuple(r.latest for h, r in self.hosts.items() if h not in left)
-        awaited: set[str] = set()
+        awaited: set[str] = {h for h in waiting if h not in left}
         remainder = 0
         for command in self.commands:
             listed = self.listed_by[command.command_id]

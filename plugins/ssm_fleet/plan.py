@@ -18,19 +18,42 @@ from typing import Any, NamedTuple
 from ssm_fleet.validation import MAX_INSTANCE_IDS_PER_COMMAND
 
 _TOKEN = re.compile(
-    r"\[af:(?P<digest>[0-9a-f]{16})(?: r(?P<attempt>\d{1,3}))? (?P<index>\d{1,3})/(?P<total>\d{1,3})\]$"
+    r"\[af:(?P<digest>[0-9a-f]{16})(?: r(?P<attempt>\d{1,3}))?"
+    r" (?:(?P<index>\d{1,3})/(?P<total>\d{1,3})|re(?P<resend>\d))\]$"
 )
 #: Room the token takes in the Comment: " [af:" + 16 hex + " r" + 3 digits + " " + "NNN/NNN" + "]".
+#: A re-send's token (" re<k>" for " NNN/NNN") is shorter, so it fits the same room.
 TOKEN_CHARS = 35
+#: A re-send's chunk number: above any real chunk (at most 999), so it sorts after them all.
+RESEND_CHUNK_BASE = 1000
 
 
 class Token(NamedTuple):
-    """What a Comment token says: whose run, which attempt, which chunk of how many."""
+    """What a Comment token says: whose run, which attempt, which chunk of how many.
+
+    A re-send's token (``[af:<digest> r<attempt> re<k>]``, the host's ``k``-th automatic re-send
+    within the attempt, one host per command) has ``resend`` k, chunk ``RESEND_CHUNK_BASE + k`` and
+    total 0.
+    """
 
     digest: str
     attempt: int
     chunk: int
     total: int
+    resend: int = 0
+
+
+def resend_comment(digest: str, attempt: int, resend: int, user_comment: str = "") -> str:
+    """The Comment of a host's ``resend``-th automatic re-send within ``attempt`` (1-9)."""
+    if not 1 <= resend <= 9:
+        raise ValueError(f"resend={resend!r} is invalid: a host is re-sent 1 to 9 times")
+    token = f"[af:{digest} r{attempt} re{resend}]"
+    return f"{user_comment} {token}" if user_comment else token
+
+
+def user_comment(comment: str | None) -> str:
+    """A Comment without its run token: what the user wrote."""
+    return _TOKEN.sub("", comment or "").rstrip()
 
 
 def run_digest(*parts: str) -> str:
@@ -132,6 +155,9 @@ def parse_token(comment: str | None) -> Token | None:
     if not match:
         return None
     attempt = int(match["attempt"] or 1)
+    if match["resend"]:
+        resend = int(match["resend"])
+        return Token(match["digest"], attempt, RESEND_CHUNK_BASE + resend, 0, resend)
     return Token(match["digest"], attempt, int(match["index"]), int(match["total"]))
 
 

@@ -85,9 +85,14 @@ def progress_line(verdict: FleetVerdict) -> str:
     if done:
         line += f": {_counted(done)}"
     waiting = [_counted(verdict.running)] if verdict.running else []
-    if verdict.unlisted:
-        waiting.append(f"{verdict.unlisted} not listed yet")
+    unlisted = verdict.unlisted - len(verdict.waiting)  # a host to be re-sent is said so below
+    if unlisted > 0:
+        waiting.append(f"{unlisted} not listed yet")
     line += f"; {', '.join(waiting)}" if waiting else ""
+    if verdict.waiting:
+        line += f"; {len(verdict.waiting)} to be re-sent once Online ({', '.join(verdict.waiting[:5])})"
+    if verdict.resent:
+        line += f"; {len(verdict.resent)} re-sent by the wait"
     if verdict.gone:
         line += f"; {len(verdict.gone)} gone from the fleet, not counted ({', '.join(verdict.gone[:5])})"
     if verdict.exceeded:
@@ -110,8 +115,10 @@ def failure_summary(verdict: FleetVerdict, *, stderr_lines: int = 5, max_hosts: 
     ]
     lines.extend(f"command problem: {problem}" for problem in verdict.problems)
     ordered = sorted(verdict.failed, key=lambda i: (i.started_at is None, i.instance_id))
+    resent = dict(verdict.resent)
     for invocation in ordered[:max_hosts]:
-        lines.append(f"- {describe(invocation)}")
+        note = resent.get(invocation.instance_id)
+        lines.append(f"- {describe(invocation)}" + (f" ({note})" if note else ""))
         stderr = tail(invocation.stderr, lines=stderr_lines)
         if stderr:
             lines.extend(f"    stderr| {line}" for line in stderr.splitlines())
@@ -144,6 +151,7 @@ def summary(verdict: FleetVerdict, attempt: int | None = None) -> dict[str, Any]
         "progress": progress_line(verdict),
         "problems": list(verdict.problems),
         "gone": list(verdict.gone),
+        "resent": [f"{host}: {note}" for host, note in verdict.resent],
     }
 
 
@@ -152,6 +160,7 @@ def table(
 ) -> list[dict[str, Any]]:
     """The per-host result table (JSON-serialisable), sorted by host id, each row with its attempt.
 
+    Each row's ``resent`` names the wait's automatic re-sends of the host (empty: none).
     Output tails are kept where they matter: ``tail_lines`` lines of stderr (half as many of
     stdout) on the first ``max_tails`` failed hosts, the last stderr line on the other failed
     ones and the last stdout line on the rest, so the table of 1,000 hosts stays well under 1 MB
@@ -159,12 +168,16 @@ def table(
     """
     rows = []
     tails_left = max_tails
+    resent = dict(verdict.resent)
     for invocation in sorted(verdict.invocations, key=lambda i: i.instance_id):
         if not invocation.failed:
-            rows.append(as_row(invocation, tail_lines=0, stdout_lines=1, tail_chars=SHORT_TAIL_CHARS))
+            row = as_row(invocation, tail_lines=0, stdout_lines=1, tail_chars=SHORT_TAIL_CHARS)
         elif tails_left > 0:
             tails_left -= 1
-            rows.append(as_row(invocation, tail_lines=tail_lines, stdout_lines=max(tail_lines // 2, 1)))
+            row = as_row(invocation, tail_lines=tail_lines, stdout_lines=max(tail_lines // 2, 1))
         else:
-            rows.append(as_row(invocation, tail_lines=1, stdout_lines=0, tail_chars=SHORT_TAIL_CHARS))
+            row = as_row(invocation, tail_lines=1, stdout_lines=0, tail_chars=SHORT_TAIL_CHARS)
+        # What the wait did by itself (an automatic re-send) is named on the host's row.
+        row["resent"] = resent.get(invocation.instance_id, "")
+        rows.append(row)
     return rows

@@ -17,6 +17,10 @@ anything is sent. Per chunk of 50 hosts (or one tag command for a fresh run by t
 A stop request (:meth:`FleetSender.stop`, the task's ``on_kill``) stops sending before the next
 chunk and cancels what this try sent. Airflow glue lives in the operator; this module does the
 AWS calls through the fleet hook.
+
+Over 350 lines for a reason: a host's automatic re-send (:meth:`FleetSender.resend`, and
+:class:`ResendRequests` that the wait's check drives) is the same protocol for one host, so it
+reuses the look-up by token rather than copying it.
 """
 
 from __future__ import annotations
@@ -26,15 +30,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ssm_fleet.check import DescribeInstances, FindRunCommands, Resend
 from ssm_fleet.hooks.ssm import SendOutcome, SsmFleetHook, error_text, send_outcome
 from ssm_fleet.invocations import CommandSummary, InvocationResult
 from ssm_fleet.ledger import AttemptPlan, RunLedger
-from ssm_fleet.plan import CommandChunk, plan_chunks
+from ssm_fleet.plan import RESEND_CHUNK_BASE, CommandChunk, plan_chunks, resend_comment, user_comment
+from ssm_fleet.resend import Due
+from ssm_fleet.status import Status
 
 #: SendCommand requests per chunk and try: throttled ones, and never-connected ones.
 MAX_SENDS_PER_CHUNK = 5
@@ -195,7 +202,7 @@ class FleetSender:
         if plan.fresh and tags and not covered:
             return plan_chunks(self.digest, attempt=self.attempt, tags=tags)
         chunks = plan_chunks(self.digest, attempt=self.attempt, instance_ids=list(plan.send))
-        existing = {c.chunk: c for c in ledger.commands_of(self.attempt) if not c.cancelled}
+        existing = {c.chunk: c for c in ledger.commands_of(self.attempt) if not c.cancelled and not c.resend}
         todo, leftover = [], []
         for chunk in chunks:
             already = existing.get(chunk.index)
@@ -274,7 +281,9 @@ class FleetSender:
             live = [
                 c
                 for c in commands
-                if (c.attempt, c.chunk) == (chunk.attempt, chunk.index) and not c.cancelled
+                if (c.attempt, c.chunk) == (chunk.attempt, chunk.index)
+                and not c.cancelled
+                and (not c.resend or c.instance_ids == chunk.instance_ids)
             ]
             if live:
                 self.log.info("Found command %s for %s: adopting it", live[0].command_id, chunk.describe())
@@ -284,6 +293,56 @@ class FleetSender:
             f"with its token showed up within {LOOKUP_WINDOW_SECONDS:.0f}s; not sending again in this try: "
             "the next try looks it up again and sends only what is missing"
         )
+
+    # -- a host's automatic re-send (the wait's, see ssm_fleet.resend) -----------------------------------
+    def resend(self, due: Due, source: Mapping[str, Any]) -> str | None:
+        """Send ``due``'s host the batch of ``source`` again, at most once; its command id, or ``None``.
+
+        Exactly once, as for a chunk: the run's commands are read first, and a live command with
+        this host's re-send token is adopted, never sent again; throttling is sent again with
+        backoff; an ambiguous answer is looked up by token for ``LOOKUP_WINDOW_SECONDS`` and, not
+        found, answers ``None`` without sending again (the next check reads the ledger first).
+        A duplicate can still happen in one case: SSM's reads lag its write by longer than that
+        look-up and the next check's own read (the poke interval): the next check then sends a
+        second copy. Both carry the same token, so once listed the ledger keeps the earliest live
+        copy (:func:`ssm_fleet.ledger.split_duplicates`) and the wait cancels the other before it
+        starts, unless it already ran. A refusal for good (the host terminated...) answers ``None``
+        and is logged: the host is judged by its latest invocation once its re-sends or the bound
+        run out.
+        """
+        chunk = HostResend(
+            RESEND_CHUNK_BASE + due.resend, 0, self.digest, self.attempt, instance_ids=(due.instance_id,)
+        )
+        for command in map(CommandSummary.from_api, self.run_commands()):
+            mine = (command.attempt, command.resend, command.instance_ids) == (
+                self.attempt,
+                due.resend,
+                chunk.instance_ids,
+            )
+            if mine and not command.cancelled:
+                self.log.info(
+                    "Re-send %s of %s already sent: command %s",
+                    due.resend,
+                    due.instance_id,
+                    command.command_id,
+                )
+                return command.command_id
+        try:
+            command_id = self._send_once(chunk, resend_kwargs(source), user_comment(source.get("Comment")))
+        except _Refused as refused:
+            self.log.error("Could not re-send %s: %s", due.instance_id, refused)
+            return None
+        except SendUnconfirmed as unconfirmed:
+            self.log.warning("%s", unconfirmed)
+            return None
+        self.log.warning(
+            "%s: %s, re-sent as command %s (re-send %s of the attempt)",
+            due.instance_id,
+            due.reason,
+            command_id,
+            due.resend,
+        )
+        return command_id
 
     # -- stopping and cleaning up -------------------------------------------------------------------------
     def stop(self, reason: str) -> tuple[list[str], list[str]]:
@@ -309,3 +368,86 @@ class _Refused(Exception):
     def __init__(self, error: BaseException):
         super().__init__(error_text(error))
         self.error = error
+
+
+#: The options of a ListCommands ``Command`` a re-send repeats (rate controls mean nothing for one host).
+RESEND_KEYS = (
+    "DocumentName",
+    "DocumentVersion",
+    "Parameters",
+    "TimeoutSeconds",
+    "OutputS3BucketName",
+    "OutputS3KeyPrefix",
+    "CloudWatchOutputConfig",
+)
+
+
+def resend_kwargs(source: Mapping[str, Any]) -> dict[str, Any]:
+    """SendCommand arguments repeating ``source`` (a ListCommands ``Command``), but targets and Comment."""
+    kwargs = {key: source[key] for key in RESEND_KEYS if source.get(key)}
+    if not (kwargs.get("CloudWatchOutputConfig") or {}).get("CloudWatchOutputEnabled"):
+        kwargs.pop("CloudWatchOutputConfig", None)
+    if source.get("ServiceRole"):
+        kwargs["ServiceRoleArn"] = source["ServiceRole"]
+        if source.get("NotificationConfig", {}).get("NotificationArn"):
+            kwargs["NotificationConfig"] = source["NotificationConfig"]
+    return kwargs
+
+
+@dataclass(frozen=True)
+class HostResend(CommandChunk):
+    """The one-host command of a re-send: its token is the host's re-send number (``re<k>``)."""
+
+    def comment(self, user_comment: str = "") -> str:
+        """The Comment of the re-send: the user's part, then the re-send token."""
+        return resend_comment(self.digest, self.attempt, self.index - RESEND_CHUNK_BASE, user_comment)
+
+    def describe(self) -> str:
+        """E.g. ``re-send 1 of i-0abc...``."""
+        return f"re-send {self.index - RESEND_CHUNK_BASE} of {', '.join(self.instance_ids)}"
+
+
+class ResendRequests:
+    """Carries out a check's re-send requests (FindRunCommands, DescribeInstances, Resend), synchronously.
+
+    The sensor calls it directly, the trigger in a thread. What this wait sent is remembered and
+    added to the run's commands as long as ListCommands does not list it yet (its reads lag), so a
+    poke-mode sensor or a trigger never decides again on a re-send it already made.
+
+    :param hook: the fleet hook.
+    :param log: where to log.
+    """
+
+    def __init__(self, hook: SsmFleetHook, log: logging.Logger | Any):
+        self.hook, self.log = hook, log
+        self.sent: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, request: FindRunCommands | DescribeInstances | Resend) -> Any:
+        """Carry out one request of the check's re-send round; answer it."""
+        if isinstance(request, FindRunCommands):
+            found = self.hook.find_run_commands(request.digest, request.since)
+            listed = {c.get("CommandId") for c in found}
+            return [*found, *(c for cid, c in self.sent.items() if cid not in listed)]
+        if isinstance(request, DescribeInstances):
+            return self.hook.describe_instances(instance_ids=list(request.instance_ids))
+        sender = FleetSender(
+            self.hook,
+            digest=request.digest,
+            attempt=request.attempt,
+            since=request.since,
+            document_name=str(request.source.get("DocumentName") or ""),
+            log=self.log,
+        )
+        command_id = sender.resend(request.due, request.source)
+        if command_id:
+            self.sent.setdefault(
+                command_id,
+                {
+                    "CommandId": command_id,
+                    "Comment": resend_comment(request.digest, request.attempt, request.due.resend),
+                    "InstanceIds": [request.due.instance_id],
+                    "Status": Status.PENDING.value,
+                    "RequestedDateTime": datetime.now(UTC),
+                },
+            )
+        return command_id

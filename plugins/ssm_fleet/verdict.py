@@ -97,6 +97,8 @@ class FleetVerdict:
     :param exceeded: more failures than tolerated already, while hosts still run (the ``finish``
         policy lets them end before the verdict).
     :param gone: hosts of earlier attempts that left the fleet: named, neither sent nor counted.
+    :param waiting: hosts the wait is about to re-send (:mod:`ssm_fleet.resend`): still to come.
+    :param resent: ``(host, note)`` of each host the wait re-sent by itself in this attempt.
     """
 
     outcome: Outcome
@@ -106,6 +108,8 @@ class FleetVerdict:
     problems: tuple[str, ...] = ()
     exceeded: bool = False
     gone: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
+    resent: tuple[tuple[str, str], ...] = ()
 
     @property
     def failed(self) -> tuple[InvocationResult, ...]:

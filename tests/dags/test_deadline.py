@@ -174,3 +174,18 @@ def test_a_run_that_ends_before_its_deadline_sends_nothing(fallback, airflow_db,
     assert str(getattr(run.state, "value", run.state)) == "success"
     assert states(run)["running_late"] == states(run)["deadline"] == "success", "they end with the wait"
     assert alerts(wait=2) == []
+
+
+def test_no_host_is_re_sent_after_the_runs_deadline(dags):
+    from types import SimpleNamespace
+
+    from cots_ssm.jobs.dag import resend_until
+
+    wait = dags["deadline_batch"].task_dict["wait"]
+    assert wait.resend_until == "{{ resend_until(dag_run) }}"
+    assert dags["no_deadline_batch"].task_dict["wait"].resend_until is None, "no deadline: until the timeout"
+    night = SimpleNamespace(logical_date=pendulum.datetime(2026, 12, 1, 2, 0, tz="UTC"), run_type="scheduled")
+    macro = dags["deadline_batch"].user_defined_macros["resend_until"]
+    assert datetime.fromisoformat(macro(night)) == pendulum.datetime(2026, 12, 1, 2, 1, tz="UTC")
+    assert macro(SimpleNamespace(logical_date=None, run_after=None)) == "", "no date: only the timeout"
+    assert resend_until(night, config=macro.keywords["config"]) == macro(night)

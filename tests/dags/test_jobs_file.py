@@ -163,3 +163,15 @@ def test_a_raised_tolerance_is_refused_past_the_jobs_bound_and_accepted_within(t
             params = ParamsDict(dag.params)
             params.update({"max_failed_instances": value})
             params.validate()
+
+
+def test_a_jobs_resend_settings_reach_its_wait(tmp_path, monkeypatch):
+    retried = {**INDEXER, "host_retries": 2, "retry_exit_codes": [75]}
+    bag = dagbag_of(tmp_path, monkeypatch, {"jobs": [NIGHTLY, retried]})
+
+    nightly, indexer = (
+        bag.dags["cots_nightly_batch"].task_dict["wait"],
+        bag.dags["document_indexer"].task_dict["wait"],
+    )
+    assert (nightly.host_retries, nightly.retry_exit_codes) == (1, [])
+    assert (indexer.host_retries, indexer.retry_exit_codes) == (2, [75])

@@ -60,6 +60,7 @@ class InstanceView:
     :param stderr_tail: the end of its standard error.
     :param attempt: the attempt of the run that produced the invocation.
     :param links: console links as ``(label, url)`` pairs.
+    :param resent: what the wait re-sent by itself (``re-sent 1x after Delivery Timed Out at 02:14``).
     """
 
     instance_id: str
@@ -74,6 +75,7 @@ class InstanceView:
     stderr_tail: str = ""
     attempt: int = 1
     links: tuple[tuple[str, str], ...] = ()
+    resent: str = ""
 
     @property
     def group(self) -> Group:
@@ -105,6 +107,7 @@ class InstanceView:
             stderr_tail=str(row.get("stderr_tail") or ""),
             attempt=int(row.get("attempt") or 1),
             links=tuple(links(command_id, str(row["instance_id"]))) if links else (),
+            resent=str(row.get("resent") or ""),
         )
 
 

@@ -145,6 +145,7 @@ def _counts(page: FleetPage) -> str:
 
 def _cell(view: InstanceView, selected: str) -> str:
     title = f"{view.instance_id} {view.instance_name} {view.status.value} ({view.status_details})"
+    title += f", {view.resent}" if view.resent else ""
     sel = " sel" if view.instance_id == selected else ""
     return (
         f'<a class="{css_class(view.status)}{sel}" href="?instance={quote(view.instance_id)}#detail"'
@@ -174,7 +175,8 @@ def _detail(view: InstanceView | None, instance: str) -> str:
         f"<p>Exit code: {esc(code)} · started {esc(view.started_at or '-')} · "
         f"{esc(_seconds(view.duration_seconds))} · attempt {view.attempt} · command "
         f"{esc(view.command_id or '-')}</p>"
-        f"<p>{links}</p>"
+        + (f'<p id="resent">{esc(view.resent)} (automatically, by the wait)</p>' if view.resent else "")
+        + f"<p>{links}</p>"
         f'<h3>stderr (last lines)</h3><pre id="stderr">{esc(view.stderr_tail or "(empty)")}</pre>'
         f'<h3>stdout (last lines)</h3><pre id="stdout">{esc(view.stdout_tail or "(empty)")}</pre>'
         "</section>"

@@ -19,7 +19,7 @@ from airflow.sdk import DAG
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 
 from cots_ssm.config import BatchConfig
-from cots_ssm.deadline import budget, parse_deadline
+from cots_ssm.deadline import budget, parse_deadline, run_deadline
 from cots_ssm.jobs.loader import Job, JobError, JobsFile
 from cots_ssm.params import choose_targets, trigger_form
 from cots_ssm.report import report_fleet
@@ -101,6 +101,7 @@ def build_job_dag(job: Job, *, doc_md: str | None = None) -> DAG:
         user_defined_macros={
             "fleet_targets": fleet_targets,
             "with_logical_date": partial(with_logical_date, timezone=config.timezone),
+            "resend_until": partial(resend_until, config=config),
         },
         render_template_as_native_obj=True,
         tags=list(dict.fromkeys([*COMMON_TAGS, *job.tags])),
@@ -110,6 +111,20 @@ def build_job_dag(job: Job, *, doc_md: str | None = None) -> DAG:
     ) as dag:
         _wire(config, alert)
     return dag
+
+
+def resend_until(dag_run: Any, *, config: BatchConfig) -> str:
+    """The run's deadline as ISO 8601 text (no host is re-sent after it); empty without a deadline."""
+    if not config.deadline:
+        return ""
+    since = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
+    if since is None:
+        return ""
+    run_type = str(getattr(getattr(dag_run, "run_type", ""), "value", getattr(dag_run, "run_type", "")))
+    moment = run_deadline(
+        since, parse_deadline(config.deadline), config.timezone, run_type=run_type, schedule=config.schedule
+    )
+    return moment.isoformat()
 
 
 def deadline_alert(config: BatchConfig) -> Any:
@@ -214,6 +229,11 @@ def _wire(config: BatchConfig, alert: CotsFailureNotifier) -> None:
         deferrable="{{ params.deferrable }}",
         # Time out (cancel, fail, alert) before dagrun_timeout ends the run without any task failing.
         timeout=max(600.0, config.dagrun_timeout_hours * 3600 - 900),
+        # Hosts that missed the start are re-sent by the wait (ssm_fleet.resend), never after the job's
+        # deadline if it has one, else until the wait times out.
+        resend_until="{{ resend_until(dag_run) }}" if config.deadline else None,
+        host_retries=config.host_retries,
+        retry_exit_codes=list(config.retry_exit_codes),
     )
     report = PythonOperator(
         task_id="report",

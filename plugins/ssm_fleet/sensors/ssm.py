@@ -1,10 +1,15 @@
-"""Wait, without holding a worker slot, until every host of a fleet run has finished."""
+"""Wait, without holding a worker slot, until every host of a fleet run has finished.
+
+Over 350 lines for a reason: the sensor is also the synchronous carrier of the shared check's
+requests (reads, cancels, re-sends) and the deferral to the trigger, one wait in two modes.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
@@ -15,9 +20,12 @@ from ssm_fleet import validation
 from ssm_fleet.check import (
     CheckStatus,
     DescribeCommands,
+    DescribeInstances,
+    FindRunCommands,
     GetOutput,
     ListInvocations,
     Request,
+    Resend,
     WaitSpec,
     fleet_check,
     read_verdict,
@@ -29,6 +37,8 @@ from ssm_fleet.hooks.ssm import DEFAULT_BOTOCORE_CONFIG, SsmFleetHook, is_transi
 from ssm_fleet.links.ssm import SsmRunCommandLink
 from ssm_fleet.plan import current_attempt
 from ssm_fleet.render import describe, progress_line
+from ssm_fleet.resend import ResendPolicy
+from ssm_fleet.send import ResendRequests
 from ssm_fleet.triggers.ssm import SsmFleetTrigger
 from ssm_fleet.verdict import FailurePolicy, FailureTolerance, FleetVerdict
 
@@ -127,6 +137,17 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
     :param cancel_on_timeout: cancel the commands still running when the wait times out
         (default: True).
     :param output_tail_lines: lines of stdout/stderr kept per host in the table (default: 20).
+    :param host_retries: automatic re-sends per host within the attempt (0-9; :mod:`ssm_fleet.resend`):
+        a host whose invocation ended without running the batch (``Delivery Timed Out``,
+        ``Undeliverable``, ``Terminated`` before it started) is sent it again once ``Online``; until
+        then it counts as running, not failed. Each re-send is one more invocation in the run's
+        ledger, logged and named in the ``resent`` field of its result row. Templated
+        (default: 0, never).
+    :param retry_exit_codes: exit codes of a batch that ran and failed that are re-run too, within
+        ``host_retries``; templated (default: none: a batch that ran is never re-run by itself).
+    :param resend_until: no re-send after this moment (an aware ``datetime``, ISO 8601 text or
+        seconds since the epoch); templated (default: None: until the wait times out, the last
+        check of a wait never re-sends).
     :param aws_conn_id: the Airflow AWS connection (default: ``aws_default``).
     """
 
@@ -139,6 +160,9 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         "failure_policy",
         "poke_interval_seconds",
         "deferrable",
+        "host_retries",
+        "retry_exit_codes",
+        "resend_until",
     )
     operator_extra_links: tuple[Any, ...] = (SsmRunCommandLink(),)
     ui_color = "#fbe38b"
@@ -157,6 +181,9 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         max_consecutive_api_errors: int = 5,
         cancel_on_timeout: bool = True,
         output_tail_lines: int = 20,
+        host_retries: int | str = 0,
+        retry_exit_codes: Sequence[int] | str = (),
+        resend_until: datetime | float | str | None = None,
         botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
@@ -177,6 +204,9 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         self.max_consecutive_api_errors = max_consecutive_api_errors
         self.cancel_on_timeout = cancel_on_timeout
         self.output_tail_lines = output_tail_lines
+        self.host_retries = host_retries
+        self.retry_exit_codes = retry_exit_codes
+        self.resend_until = resend_until
         self._announced: set[tuple[str, str]] = set()
 
     # -- rendering -----------------------------------------------------------------------------------------
@@ -203,6 +233,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
                 attempt=attempt,
                 output_tail_lines=self.output_tail_lines,
                 cancel_on_timeout=self.cancel_on_timeout,
+                resend=self._resend_policy(),
             )
         except ValueError as error:  # InvalidParameterError, or a tolerance that does not parse
             raise FleetRunFailed(
@@ -216,6 +247,23 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
                 headline=f"attempt {attempt} has no commands of its own",
             )
         return spec
+
+    def _resend_policy(self) -> ResendPolicy | None:
+        retries = validation.integer_in_range("host_retries", self.host_retries, 0, 9)
+        codes = validation.from_template(self.retry_exit_codes) or ()
+        if isinstance(codes, (str, int)) or not all(str(c).isdigit() for c in codes):
+            raise validation.InvalidParameterError(
+                "retry_exit_codes", codes, "give a list of exit codes from 1 to 255"
+            )
+        until = validation.from_template(self.resend_until)
+        if isinstance(until, datetime):
+            until = until.timestamp()
+        elif isinstance(until, str) and until:
+            until = datetime.fromisoformat(until).timestamp()
+        policy = ResendPolicy(
+            int(retries), frozenset(int(c) for c in codes), None if until in (None, "") else float(until)
+        )
+        return policy if policy.enabled else None
 
     def execute(self, context: Context) -> Any:
         """Wait for the fleet: poke in reschedule mode, or check once and defer to the trigger."""
@@ -270,6 +318,7 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
             output_tail_lines=self.output_tail_lines,
             cancel_on_timeout=self.cancel_on_timeout,
             max_consecutive_api_errors=self.max_consecutive_api_errors,
+            resend=self.spec.resend.to_dict() if self.spec.resend else None,
         )
         self.log.info("Deferring the wait for %s command(s) to the triggerer", len(self.spec.command_ids))
         self.defer(
@@ -288,10 +337,12 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         """Check the fleet once: ``True`` when it succeeded; a failure or timeout raises."""
         spec = self.spec = getattr(self, "spec", None) or self.wait_spec(context)
         try:
-            result = self._drive(fleet_check(spec))
+            result = self._drive(fleet_check(spec, now=time.time()))
         except (AirflowException, ClientError, BotoCoreError) as error:
             self._stamp(context, CheckStatus.ERROR.value, str(error))
             raise
+        for line in result.resent:
+            self.log.warning("%s", line)
         self._log_check(result.verdict)
         if result.status is CheckStatus.RUNNING:
             return False
@@ -317,6 +368,10 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
             return self._with_retries(what, self.hook.list_invocations, request.command_id)
         if isinstance(request, DescribeCommands):
             return self._with_retries("ListCommands", self.hook.get_commands, request.command_ids)
+        if isinstance(request, (FindRunCommands, DescribeInstances)):
+            return self._with_retries(type(request).__name__, self._resender, request)
+        if isinstance(request, Resend):
+            return self._resender(request)
         if isinstance(request, GetOutput):
             try:
                 what = f"GetCommandInvocation {request.instance_id}"
@@ -336,6 +391,10 @@ class SsmRunCommandFleetSensor(AwsBaseSensor[SsmFleetHook]):
         for command_id in cancelled:
             self.log.warning("Cancelled command %s because %s", command_id, request.reason)
         return cancelled
+
+    @cached_property
+    def _resender(self) -> ResendRequests:
+        return ResendRequests(self.hook, self.log)
 
     def _with_retries(self, what: str, call: Callable[..., T], *args: Any) -> T:
         """Absorb throttling, 5xx and connection errors, up to ``max_consecutive_api_errors`` in a row."""

@@ -1,4 +1,8 @@
-"""Wait for a fleet run in the triggerer: one async loop instead of a worker slot."""
+"""Wait for a fleet run in the triggerer: one async loop instead of a worker slot.
+
+Over 350 lines for a reason: the asynchronous carrier of the shared check's requests, and the
+on_kill decision (stop the fleet or keep it for a Clear), belong to the one trigger.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,12 @@ from ssm_fleet.check import (
     CheckResult,
     CheckStatus,
     DescribeCommands,
+    DescribeInstances,
+    FindRunCommands,
     GetOutput,
     ListInvocations,
     Request,
+    Resend,
     WaitSpec,
     fleet_check,
     read_verdict,
@@ -27,6 +34,8 @@ from ssm_fleet.check import (
 )
 from ssm_fleet.hooks.ssm import SsmFleetHook, error_text, is_transient
 from ssm_fleet.render import describe, progress_line
+from ssm_fleet.resend import ResendPolicy
+from ssm_fleet.send import ResendRequests
 from ssm_fleet.verdict import FailurePolicy, FailureTolerance, FleetVerdict
 
 try:  # Airflow 3.x keeps the trigger base classes here (3.0.6 to 3.3.x).
@@ -86,6 +95,9 @@ class SsmFleetTrigger(BaseTrigger):
     :param cancel_on_timeout: cancel the commands still running at the deadline, or when a user
         fails or stops the deferred task (never when the task is cleared) (default: True).
     :param max_consecutive_api_errors: transient AWS errors in a row a check absorbs (default: 5).
+    :param resend: the wait's re-send policy as :meth:`~ssm_fleet.resend.ResendPolicy.to_dict` gives
+        it (default: None, never). Its requests (ListCommands by token, DescribeInstanceInformation,
+        SendCommand) go through the sensor's own synchronous code, in a thread.
     """
 
     def __init__(
@@ -105,6 +117,7 @@ class SsmFleetTrigger(BaseTrigger):
         output_tail_lines: int = 20,
         cancel_on_timeout: bool = True,
         max_consecutive_api_errors: int = 5,
+        resend: dict[str, Any] | None = None,
     ):
         super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
         self.spec = WaitSpec(
@@ -115,6 +128,7 @@ class SsmFleetTrigger(BaseTrigger):
             attempt=attempt,
             output_tail_lines=output_tail_lines,
             cancel_on_timeout=cancel_on_timeout,
+            resend=ResendPolicy.from_dict(resend),
         )
         self.deadline = float(deadline)
         self.poll_interval = float(poll_interval)
@@ -150,6 +164,7 @@ class SsmFleetTrigger(BaseTrigger):
                 "output_tail_lines": self.spec.output_tail_lines,
                 "cancel_on_timeout": self.spec.cancel_on_timeout,
                 "max_consecutive_api_errors": self.max_consecutive_api_errors,
+                "resend": self.spec.resend.to_dict() if self.spec.resend else None,
             },
         )
 
@@ -162,6 +177,10 @@ class SsmFleetTrigger(BaseTrigger):
             verify=self.verify,
             config=Config(**self.botocore_config) if self.botocore_config else None,
         )
+
+    @cached_property
+    def _resender(self) -> ResendRequests:
+        return ResendRequests(self.hook, self.log)
 
     @contextlib.asynccontextmanager
     async def _open_client(self) -> AsyncIterator[Any]:
@@ -183,7 +202,7 @@ class SsmFleetTrigger(BaseTrigger):
     async def check(self, *, timed_out: bool = False) -> CheckResult:
         """Exactly one check (:func:`~ssm_fleet.check.fleet_check`), with the async client."""
         async with self._open_client() as client:
-            return await self._drive(fleet_check(self.spec, timed_out=timed_out), client)
+            return await self._drive(fleet_check(self.spec, timed_out=timed_out, now=time.time()), client)
 
     async def read_verdict(self) -> FleetVerdict:
         """One read of the fleet at the AWS-call floor, turned into the verdict over hosts (no action)."""
@@ -206,6 +225,11 @@ class SsmFleetTrigger(BaseTrigger):
         if isinstance(request, DescribeCommands):
             describing = partial(SsmFleetHook.get_commands_async, client, request.command_ids)
             return await self._with_retries("ListCommands", describing)
+        if isinstance(request, (FindRunCommands, DescribeInstances)):
+            reading = partial(asyncio.to_thread, self._resender, request)
+            return await self._with_retries(type(request).__name__, reading)
+        if isinstance(request, Resend):
+            return await asyncio.to_thread(self._resender, request)
         if isinstance(request, GetOutput):
             ids = (request.command_id, request.instance_id)
             reading = partial(SsmFleetHook.get_invocation_async, client, *ids)
@@ -266,6 +290,8 @@ class SsmFleetTrigger(BaseTrigger):
     async def _wait(self) -> dict[str, Any]:
         while True:
             result = await self.check(timed_out=time.time() >= self.deadline)
+            for line in result.resent:
+                self.log.warning("%s", line)
             self.log.info("%s", progress_line(result.verdict))
             for invocation in result.verdict.finished:
                 key = (invocation.command_id, invocation.instance_id)

@@ -97,3 +97,11 @@ class TestLinearBody:
     def test_a_teardown_alert_without_failed_instances_says_why_in_the_subject(self):
         text = alert(task_id="cancel_leftovers", headline="run cut short: 2 command(s) cancelled").subject()
         assert text == "Airflow: cots_nightly_batch - run cut short: 2 command(s) cancelled"
+
+
+class TestResentHosts:
+    def test_a_failed_host_the_wait_resent_says_so(self):
+        resent = {**row(4), "resent": "re-sent 1x after Delivery Timed Out at 02:14"}
+        body = alert(failed_rows=[resent, row(5)]).body()
+        assert "  re-sent 1x after Delivery Timed Out at 02:14 (automatically, by the wait)" in body
+        assert body.count("re-sent") == 1, "a host never re-sent says nothing of it"

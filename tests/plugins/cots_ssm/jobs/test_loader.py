@@ -115,6 +115,9 @@ BAD_JOBS = {
     "not a mapping": (["id", "x"], "(job)"),
     "unknown run type": ({**INDEXER, "run_types": ["scheduled", "manual", "asset"]}, "run_types.2"),
     "run types without manual": ({**INDEXER, "run_types": ["scheduled"]}, "run_types"),
+    "too many host retries": ({**INDEXER, "host_retries": 4}, "host_retries"),
+    "exit code 0 retried": ({**INDEXER, "retry_exit_codes": [75, 0]}, "retry_exit_codes.1"),
+    "exit code out of range": ({**INDEXER, "retry_exit_codes": [256]}, "retry_exit_codes.0"),
     "backfill of a script without the date": (
         {**INDEXER, "run_types": ["scheduled", "manual", "backfill"]},
         "run_types",
@@ -297,3 +300,14 @@ class TestDeadline:
         error = only_error(result)
         assert error.field == "deadline"
         assert "COTS_BATCH_DEADLINE" in error.message and "'6am' is not a time of day" in error.message
+
+
+class TestHostRetries:
+    def test_a_host_that_missed_the_start_gets_one_resend_and_no_exit_code_is_retried_by_default(self):
+        config = parse(FILE).jobs[0].config
+        assert (config.host_retries, config.retry_exit_codes) == (1, [])
+
+    def test_a_job_sets_its_resends_and_the_exit_codes_it_retries(self):
+        job = {**INDEXER, "host_retries": 0, "retry_exit_codes": [75]}
+        config = parse(with_job(job, defaults={"host_retries": 3})).jobs[1].config
+        assert (config.host_retries, config.retry_exit_codes) == (0, [75])
