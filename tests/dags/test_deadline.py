@@ -83,7 +83,7 @@ def test_on_airflow_3_1_and_later_the_deadline_is_airflows_deadline_alert(dags):
     (alert,) = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
     assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
     assert alert.interval == BUDGET
-    assert alert.callback.path == "cots_ssm.tasks.deadline_missed"
+    assert alert.callback.path == "cots_ssm.watch.deadline_missed"
     assert alert.callback.kwargs["target_arn"] == dag.task_dict["running_late"].target_arn
     assert alert.callback.kwargs["deadline"] == "02:01"
 

@@ -25,7 +25,8 @@ from cots_ssm.fleet.model import (
     views_from_rows,
 )
 from cots_ssm.overrides import param_defaults, run_overrides
-from cots_ssm.tasks import FLEET_RUN, LATE_TASK_ID
+from cots_ssm.tasks import FLEET_RUN
+from cots_ssm.watch import LATE_TASK_ID
 from ssm_fleet.plan import lookup_since, run_token_digest
 
 log = logging.getLogger(__name__)

@@ -23,16 +23,8 @@ from cots_ssm.deadline import budget, parse_deadline, run_deadline
 from cots_ssm.jobs.loader import Job, JobError, JobsFile
 from cots_ssm.params import choose_targets, trigger_form
 from cots_ssm.report import report_fleet
-from cots_ssm.tasks import (
-    DEADLINE_TASK_ID,
-    FLEET_RUN,
-    LATE_TASK_ID,
-    CotsDeadlineWatch,
-    CotsFailureNotifier,
-    CotsFleetSensor,
-    CotsRunFailureNotifier,
-    deadline_missed,
-)
+from cots_ssm.tasks import FLEET_RUN, CotsFailureNotifier, CotsFleetSensor, CotsRunFailureNotifier
+from cots_ssm.watch import DEADLINE_TASK_ID, LATE_TASK_ID, CotsDeadlineWatch, deadline_missed
 from cots_ssm.window import in_start_window, with_logical_date
 from ssm_fleet.compat import CronTriggerTimetable
 from ssm_fleet.operators.cancel import SsmCancelCommandsOperator

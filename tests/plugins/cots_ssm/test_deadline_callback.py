@@ -1,4 +1,4 @@
-"""Airflow 3.1+'s Deadline Alert callback (``cots_ssm.tasks.deadline_missed``), as the triggerer calls it.
+"""Airflow 3.1+'s Deadline Alert callback (``cots_ssm.watch.deadline_missed``), as the triggerer calls it.
 
 Airflow gives it a simple context (the run as the REST API shows it, and the deadline); it reads the
 run's hosts from SSM (the emulator) and publishes to the job's topic (read back from SQS).
@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cots_ssm.fleet.urls import fleet_path
-from cots_ssm.tasks import deadline_missed
+from cots_ssm.watch import deadline_missed
 
 pytestmark = pytest.mark.matrix
 

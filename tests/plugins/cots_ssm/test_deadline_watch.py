@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cots_ssm.tasks import CotsDeadlineWatch
+from cots_ssm.watch import CotsDeadlineWatch
 from ssm_fleet.operators.ssm import SsmRunCommandOperator
 
 pytestmark = pytest.mark.matrix
