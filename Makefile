@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-unit test-e2e test-e2e-ledger test-distributed lint system-tools demo run mwaa clean
+.PHONY: venv test test-unit test-e2e test-e2e-ledger test-e2e-night test-distributed lint system-tools demo run mwaa clean
 
 venv: $(STAMP)
 
@@ -35,10 +35,11 @@ system-tools:
 	fi
 
 # `make test`: about 15 minutes on 2 cores from a fresh clone (venvs included). Lint first, then the
-# suite as five pytest processes (make -j). Most of their wall time is Airflow runs waiting on batches
+# suite as six pytest processes (make -j). Most of their wall time is Airflow runs waiting on batches
 # and poll intervals, not CPU, so the three suites that run Airflow start together with the unit tests,
 # and the matrix follows the unit tests:
 #   test-e2e-ledger   tests/e2e/test_run_ledger*.py: Clear, mark failed, lost answers (airflow standalone)
+#   test-e2e-night    tests/e2e/test_deadline.py, test_host_retries.py: the night's deadline, re-sends
 #   test-e2e          the other end-to-end and browser tests (an airflow standalone of their own)
 #   test-distributed  CeleryExecutor + PostgreSQL + Redis, two workers
 #   test-unit         everything else in the main venv (Airflow 3.3.2, Python 3.11): with the three
@@ -47,9 +48,10 @@ system-tools:
 #                     runs wait on dag.test() and emulated batches more than they compute
 # Each pytest prints its 15 slowest tests (pyproject addopts); --output-sync keeps each one's output whole.
 E2E_LEDGER := $(wildcard tests/e2e/test_run_ledger*.py)
+E2E_NIGHT := tests/e2e/test_deadline.py tests/e2e/test_host_retries.py
 test: lint lint-deploy system-tools
-	$(MAKE) -j5 --output-sync=target AFTER_UNIT=test-unit test-e2e-ledger test-e2e test-distributed \
-		test-unit test-matrix
+	$(MAKE) -j6 --output-sync=target AFTER_UNIT=test-unit test-e2e-ledger test-e2e-night test-e2e \
+		test-distributed test-unit test-matrix
 
 test-unit: venv
 	$(PY) -m pytest -p no:cacheprovider -m "not e2e and not distributed"
@@ -57,8 +59,11 @@ test-unit: venv
 test-e2e-ledger: venv
 	$(PY) -m pytest -p no:cacheprovider -m e2e $(E2E_LEDGER)
 
+test-e2e-night: venv
+	$(PY) -m pytest -p no:cacheprovider -m e2e $(E2E_NIGHT)
+
 test-e2e: venv
-	$(PY) -m pytest -p no:cacheprovider -m e2e tests/e2e $(addprefix --ignore=,$(E2E_LEDGER))
+	$(PY) -m pytest -p no:cacheprovider -m e2e tests/e2e $(addprefix --ignore=,$(E2E_LEDGER) $(E2E_NIGHT))
 
 # CeleryExecutor + PostgreSQL + Redis, two workers, 200 instances, faults (README "Running at scale").
 test-distributed: venv
@@ -144,8 +149,8 @@ test-airflow-%: $(call matrix_venv,%)/.installed | $(AFTER_UNIT)
 	@echo "== Airflow $* on Python $(MATRIX_PY_VERSION) ($(call matrix_venv,$*)): the tests marked matrix"
 	$(call matrix_venv,$*)/bin/python -m pytest -q -p no:cacheprovider -m matrix --ignore=tests/e2e --ignore=tests/distributed
 
-# Under `make test` (-j5) a version starts once test-unit has ended: its venv is built before, in the one
-# job slot the four other suites leave free, so the venvs are built one after the other meanwhile.
+# Under `make test` (-j6) a version starts once test-unit has ended: its venv is built before, in the one
+# job slot the five other suites leave free, so the venvs are built one after the other meanwhile.
 test-matrix: $(foreach version,$(MWAA_AIRFLOW),test-airflow-$(version))
 
 test-oldest: test-airflow-$(firstword $(MWAA_AIRFLOW))
