@@ -20,6 +20,7 @@ import pendulum
 import pytest
 import yaml
 
+pytestmark = pytest.mark.matrix
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "cots_jobs.py"
 FLEET = {"target_tags": {"Role": ["cots"]}, "poll_interval_seconds": 1, "retries": 0, "script": "echo"}

@@ -11,6 +11,8 @@ from ssm_fleet.operators.ssm import SsmRunCommandOperator
 from ssm_fleet.sensors.ssm import SsmRunCommandFleetSensor
 from ssm_fleet.triggers.ssm import SsmFleetTrigger
 
+pytestmark = pytest.mark.matrix
+
 
 def send(context, ids):
     op = SsmRunCommandOperator(
