@@ -27,7 +27,9 @@ def cots_deferrable_wait() -> None:
         task_id="wait",
         command_ids=run.output["command_ids"],
         deferrable="{{ params.deferrable }}",
-        poke_interval=5,  # a 2 s reschedule poke invites the scheduler's requeue race under load
+        # Airflow 3.3 LocalExecutor: a poke's "finished" event read after the task was queued again marks
+        # it failed; under load the scheduler read it 5 s late. Real pokes are minutes apart.
+        poke_interval=15,
         timeout=300,
     )
 
