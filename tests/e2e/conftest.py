@@ -92,6 +92,17 @@ class Api:
             time.sleep(1)
         raise AssertionError("airflow standalone did not come up")
 
+    def unpause_all(self) -> list[str]:
+        """Unpause every DAG the Airflow has parsed (they are created paused: see :func:`standalone_api`)."""
+        status, listed = self.call("GET", "/api/v2/dags?limit=100&paused=true")
+        assert status == 200, listed
+        unpaused = []
+        for dag in listed.get("dags", []):
+            status, answer = self.call("PATCH", f"/api/v2/dags/{dag['dag_id']}", {"is_paused": False})
+            assert status == 200, answer
+            unpaused.append(dag["dag_id"])
+        return unpaused
+
     def for_dag(self, dag_id: str) -> Api:
         """A client of the same Airflow, logged in, for another of its DAGs."""
         other = Api(self.base, self.password_file, dag_id)
@@ -102,6 +113,8 @@ class Api:
         return f"/api/v2/dags/{self.dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}"
 
     def trigger(self, conf: dict) -> str:
+        # A DAG file parsed after the Airflow came up was created paused: a run of it would never start.
+        self.call("PATCH", f"/api/v2/dags/{self.dag_id}", {"is_paused": False})
         status, run = self.call(
             "POST", f"/api/v2/dags/{self.dag_id}/dagRuns", {"logical_date": None, "conf": conf}
         )
@@ -160,6 +173,10 @@ def standalone_api(
     )
     if dags_folder is not None:
         env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
+    # DAGs are created paused and unpaused once the API server answers, as on a deployment: unpaused at
+    # creation, a due run's first task could start before the API server was up on a loaded machine, and
+    # fail (its supervisor timed out reaching the execution API).
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
     migrate(env)
     with standalone(env, log=home / "standalone.log"):
         client = Api(
@@ -170,6 +187,7 @@ def standalone_api(
         client.wait_for(
             f"/api/v2/dags/{dag_id}", lambda dag: dag.get("dag_id") == dag_id, time.monotonic() + 240, "DAG"
         )
+        client.unpause_all()
         yield client
 
 
@@ -201,6 +219,7 @@ def side_airflow(emulator, tmp_path_factory):
             time.monotonic() + 120,
             "the deferrable DAG",
         )
+        client.unpause_all()
         yield client
 
 
