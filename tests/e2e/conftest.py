@@ -114,10 +114,16 @@ class Api:
 
     def trigger(self, conf: dict) -> str:
         # A DAG file parsed after the Airflow came up was created paused: a run of it would never start.
-        self.call("PATCH", f"/api/v2/dags/{self.dag_id}", {"is_paused": False})
-        status, run = self.call(
-            "POST", f"/api/v2/dags/{self.dag_id}/dagRuns", {"logical_date": None, "conf": conf}
-        )
+        if self.call("GET", f"/api/v2/dags/{self.dag_id}")[1].get("is_paused"):
+            self.call("PATCH", f"/api/v2/dags/{self.dag_id}", {"is_paused": False})
+        for _ in range(3):
+            status, run = self.call(
+                "POST", f"/api/v2/dags/{self.dag_id}/dagRuns", {"logical_date": None, "conf": conf}
+            )
+            # SQLite busy under load: the request's transaction was rolled back, no run was created.
+            if status != 500 or "Database error" not in str(run):
+                break
+            time.sleep(2)
         assert status == 200, run
         return run["dag_run_id"]
 
